@@ -1,0 +1,18 @@
+"""The package's error classes: one root and a few subclasses.
+
+Every error a user can cause is an :class:`LshprofError`; the subclasses also
+derive from the built-in class a Python user would expect (``ValueError`` for a
+bad value, ``TypeError`` for a wrong type), so ``except ValueError`` works.
+"""
+
+
+class LshprofError(Exception):
+    """Root of every error lshprof raises on purpose."""
+
+
+class ConfigError(LshprofError, ValueError):
+    """A bad value: unknown method or parameter, out-of-range fraction, wrong shape."""
+
+
+class InputTypeError(LshprofError, TypeError):
+    """An argument of the wrong type or dtype."""

@@ -1,0 +1,552 @@
+"""Layers chosen by name, all behind one interface.
+
+>>> layer = make_layer("topk", 784, 1000, fraction=0.05, seed=1)   # doctest: +SKIP
+>>> out = layer.forward(x)            # ActiveSet: 50 active nodes per sample
+>>> gx = layer.backward(out.with_values(grad_at_active_nodes))
+
+Every layer holds ``W`` (``[n_out, n_in]``, one row per node) and ``b``; a forward
+pass chooses the active nodes (the method's rule), computes only what the method
+must compute, and returns an :class:`~lshprof.ActiveSet`. ``backward`` takes
+the gradient in the same layout, returns the input gradient in the layout of
+the input (a dense array for a dense input, an ``ActiveSet`` with the input's
+pattern for a sparse input), and accumulates ``grad_W``/``grad_b`` for the
+active nodes only, marking them in ``touched`` so optimizers update those rows
+alone. MACs are counted by phase in ``layer.macs`` (rules: :mod:`lshprof.macs`).
+
+Random state is explicit: ``seed`` makes two independent streams, one for the
+initial weights and one for the method's random choices (dropout masks), so a
+fixed seed gives identical weights and active sets on every run.
+
+The number of active nodes for a fraction is
+``active_budget(fraction, n) = clip(floor(fraction*n + 0.5), 1, n)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from . import kernels as K
+from .active import ActiveSet
+from .errors import ConfigError, InputTypeError
+from .macs import MacCounter, pair_macs
+
+__all__ = ["Layer", "LAYERS", "ACTIVATIONS", "make_layer", "active_budget"]
+
+
+# -- activations -----------------------------------------------------------------
+def _relu(z):
+    return np.maximum(z, 0)
+
+
+def _relu_grad(z):
+    return (z > 0).astype(z.dtype)
+
+
+def _sigmoid(z):
+    return 0.5 * (np.tanh(0.5 * z) + 1)  # overflow-free logistic
+
+
+def _sigmoid_grad(z):
+    s = _sigmoid(z)
+    return s * (1 - s)
+
+
+def _tanh_grad(z):
+    t = np.tanh(z)
+    return 1 - t * t
+
+
+#: activation name -> (function of the pre-activation, its derivative)
+ACTIVATIONS = {
+    "relu": (_relu, _relu_grad),
+    "identity": (lambda z: z.copy(), lambda z: np.ones_like(z)),
+    "tanh": (np.tanh, _tanh_grad),
+    "sigmoid": (_sigmoid, _sigmoid_grad),
+}
+
+
+def active_budget(fraction: float, n: int) -> int:
+    """Number of nodes a ``fraction`` of ``n`` stands for: nearest integer, at least 1."""
+    return max(1, min(n, int(math.floor(fraction * n + 0.5))))
+
+
+def _check_fraction(name: str, value, method: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ConfigError(f"{method}: {name} must be a number in (0, 1], got {value!r}")
+    value = float(value)
+    if not (0.0 < value <= 1.0):
+        raise ConfigError(f"{method}: {name} must be in (0, 1], got {value}")
+    return value
+
+
+def _check_real(name: str, value, method: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ConfigError(f"{method}: {name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ConfigError(f"{method}: {name} must be finite, got {value}")
+    return value
+
+
+# -- the interface -------------------------------------------------------------------
+@dataclass
+class _Input:
+    """A validated layer input: a dense array or a sparse ActiveSet, never both."""
+
+    dense: np.ndarray | None
+    sparse: ActiveSet | None
+    batch: int
+    counts: Any  # int (n_in for every sample) or int64[B] (stored entries per sample)
+    was_array: bool
+
+    def densified(self) -> np.ndarray:
+        return self.dense if self.dense is not None else self.sparse.to_dense()
+
+
+@dataclass
+class _Cache:
+    x: _Input
+    out: ActiveSet
+    z: np.ndarray  # pre-activation at the active entries (1-D, nnz)
+    scale: Any  # float or array like z: output = act(z) * scale
+
+
+class Layer:
+    """Base class: weights, gradient accumulators, MAC counter and the forward/backward frame.
+
+    Subclasses set ``method`` and ``PARAMS`` (parameter name -> default) and implement
+    :meth:`_choose` (pick nodes and compute their pre-activations).
+    """
+
+    method: ClassVar[str] = ""
+    PARAMS: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, n_in: int, n_out: int, *, activation: str = "relu", seed: int = 0,
+                 dtype="float32", **params):
+        for name, v in (("n_in", n_in), ("n_out", n_out)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"{self.method}: {name} must be a positive integer, got {v!r}")
+        if activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"{self.method}: unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"{self.method}: seed must be a non-negative integer, got {seed!r}")
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            dt = None
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ConfigError(f"{self.method}: dtype must be float32 or float64, got {dtype!r}")
+        unknown = sorted(set(params) - set(self.PARAMS))
+        if unknown:
+            valid = ", ".join(self.PARAMS) or "none"
+            raise ConfigError(
+                f"unknown parameter {', '.join(map(repr, unknown))} for method {self.method!r}; "
+                f"valid: {valid}"
+            )
+        self.n_in, self.n_out = int(n_in), int(n_out)
+        self.activation = activation
+        self.seed = int(seed)
+        self.dtype = dt
+        self.params = {**self.PARAMS, **params}
+        self._check_params()
+
+        init_ss, select_ss = np.random.SeedSequence(self.seed).spawn(2)
+        limit = math.sqrt(6.0 / (self.n_in + self.n_out))  # Glorot & Bengio (2010) uniform
+        self.W = np.random.default_rng(init_ss).uniform(
+            -limit, limit, size=(self.n_out, self.n_in)).astype(dt)
+        self.b = np.zeros(self.n_out, dtype=dt)
+        self.rng = np.random.default_rng(select_ss)
+        self.grad_W = np.zeros_like(self.W)
+        self.grad_b = np.zeros_like(self.b)
+        self.touched = np.zeros(self.n_out, dtype=bool)
+        self.macs = MacCounter()
+        self._cache: _Cache | None = None
+
+    # -- hooks for subclasses --------------------------------------------------------
+    def _check_params(self) -> None:
+        """Validate and normalise ``self.params``."""
+
+    def _choose(self, x: _Input, train: bool):
+        """Return ``(pattern, z2d_or_None)``: the chosen nodes, and the full
+        pre-activation if it was computed; or ``(None, z2d)`` for "every node"."""
+        raise NotImplementedError
+
+    def _scale(self, train: bool, z: np.ndarray, z2d_full: bool):
+        """Multiplier applied after the activation (dropout's 1/p, standout's keep prob)."""
+        return 1.0
+
+    # -- public API ----------------------------------------------------------------------
+    def forward(self, x, *, train: bool = True, active: ActiveSet | None = None,
+                include=None) -> ActiveSet:
+        """Choose the active nodes for the batch ``x`` and compute their outputs.
+
+        ``x``: ``[B, n_in]`` float array or an :class:`ActiveSet` from the layer below.
+        ``train``: training mode (random masks, sparse selection) or inference mode
+        (each method's convention, see the class docstring).
+        ``active``: compute exactly these nodes instead of choosing (e.g. to hold
+        the active set fixed for a gradient check, or to score another method's choice).
+        ``include``: int[B], one node per sample that must be active (the true class
+        when this is a sparse output layer).
+        """
+        xin = self._check_input(x)
+        include = self._check_include(include, xin.batch)
+        F = xin.batch * self.n_in * self.n_out
+        self.macs.add("dense_equivalent", F)
+        if active is not None:
+            pattern = self._check_active(active, xin.batch)
+            if include is not None:
+                pattern = _merge_include(pattern, include)
+            z2d = None
+        else:
+            pattern, z2d = self._choose(xin, train)
+            if include is not None and pattern is not None:
+                pattern = _merge_include(pattern, include)
+
+        if pattern is None or pattern.is_full:
+            if z2d is None:
+                z2d = self._preact_full(xin, "forward")
+            z = z2d.reshape(-1)
+            scale = self._scale(train, z, True)
+            values = ACTIVATIONS[self.activation][0](z2d) * (
+                scale if np.isscalar(scale) else scale.reshape(z2d.shape))
+            out = ActiveSet.full(values.astype(self.dtype, copy=False))
+        else:
+            if z2d is not None:
+                rows = np.repeat(np.arange(xin.batch), pattern.counts())
+                z = z2d[rows, pattern.indices]
+            else:
+                z = self._preact_pattern(xin, pattern, "forward")
+            scale = self._scale(train, z, False)
+            values = (ACTIVATIONS[self.activation][0](z) * scale).astype(self.dtype, copy=False)
+            out = ActiveSet(pattern.indptr, pattern.indices, values, self.n_out, check=False)
+        self._cache = _Cache(xin, out, z, scale) if train else None
+        return out
+
+    def backward(self, grad, *, input_grad: bool = True):
+        """Back-propagate ``grad`` (dLoss/dOutput at the active nodes).
+
+        ``grad``: an :class:`ActiveSet` with the pattern the last ``forward`` returned
+        (or its values as an array). Accumulates ``grad_W``/``grad_b`` for active
+        nodes and marks them in ``touched``. Returns the input gradient (dense array
+        for a dense input, ``ActiveSet`` with the input's pattern for a sparse one),
+        or ``None`` when ``input_grad`` is False.
+        """
+        c = self._cache
+        if c is None:
+            raise ConfigError(
+                f"{self.method}: backward needs a forward pass with train=True first"
+            )
+        if isinstance(grad, ActiveSet):
+            if not grad.same_pattern(c.out):
+                raise ConfigError(
+                    f"{self.method}: the gradient's active set differs from the forward "
+                    "output's; build it with out.with_values(g)"
+                )
+            g = grad.values
+        else:
+            g = c.out.with_values(_as_float_array(grad, "grad")).values
+        self._cache = None
+        dz = (g * ACTIVATIONS[self.activation][1](c.z) * c.scale).astype(self.dtype, copy=False)
+        x = c.x
+        F = x.batch * self.n_in * self.n_out
+        self.macs.add("dense_equivalent", F * (2 if input_grad else 1))
+
+        if c.out.is_full:  # every node active: BLAS products
+            dz2d = dz.reshape(x.batch, self.n_out)
+            xd = x.densified()
+            self.grad_W += dz2d.T @ xd
+            self.grad_b += dz2d.sum(axis=0)
+            self.touched[:] = True
+            self.macs.add("backward_weight", F)
+            if not input_grad:
+                return None
+            gx = dz2d @ self.W
+            self.macs.add("backward_input", F)
+            if x.sparse is not None:
+                rows = np.repeat(np.arange(x.batch), x.counts)
+                return x.sparse.with_values(gx[rows, x.sparse.indices])
+            return gx if x.was_array else ActiveSet.full(gx)
+
+        out = c.out
+        S = pair_macs(x.counts, out.counts())
+        self.macs.add("backward_weight", S)
+        if input_grad:
+            self.macs.add("backward_input", S)
+        if x.sparse is not None:
+            xs = x.sparse
+            gxv = np.zeros(xs.nnz if input_grad else 0, dtype=self.dtype)
+            K.backward_sparse_in(xs.indptr, xs.indices, xs.values, self.W, out.indptr,
+                                 out.indices, dz, self.grad_W, self.grad_b, self.touched,
+                                 gxv, input_grad)
+            return xs.with_values(gxv) if input_grad else None
+        gx = np.zeros((x.batch, self.n_in) if input_grad else (0, self.n_in), dtype=self.dtype)
+        K.backward_dense_in(x.dense, self.W, out.indptr, out.indices, dz, self.grad_W,
+                            self.grad_b, self.touched, gx, input_grad)
+        if not input_grad:
+            return None
+        return gx if x.was_array else ActiveSet.full(gx)
+
+    def zero_grad(self) -> None:
+        """Clear gradient accumulators and the touched-row marks."""
+        self.grad_W.fill(0)
+        self.grad_b.fill(0)
+        self.touched.fill(False)
+
+    def config(self) -> dict[str, Any]:
+        """Everything needed to rebuild this layer with :func:`make_layer`."""
+        return {"method": self.method, "n_in": self.n_in, "n_out": self.n_out,
+                "activation": self.activation, "seed": self.seed,
+                "dtype": self.dtype.name, **self.params}
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        return f"{type(self).__name__}({self.n_in} -> {self.n_out}, {self.activation}{extra})"
+
+    # -- shared computation -------------------------------------------------------------
+    def _preact_full(self, x: _Input, phase: str) -> np.ndarray:
+        """Every pre-activation by one BLAS product; counts ``B*n_in*n_out`` in ``phase``."""
+        z2d = x.densified() @ self.W.T
+        z2d += self.b
+        self.macs.add(phase, x.batch * self.n_in * self.n_out)
+        return z2d
+
+    def _preact_pattern(self, x: _Input, pattern: ActiveSet, phase: str) -> np.ndarray:
+        """Pre-activations of the active entries only (numba); counts ``sum a_b k_b``."""
+        z = np.empty(pattern.nnz, dtype=self.dtype)
+        if x.sparse is not None:
+            xs = x.sparse
+            K.forward_sparse_in(xs.indptr, xs.indices, xs.values, self.W, self.b,
+                                pattern.indptr, pattern.indices, z)
+        else:
+            K.forward_dense_in(x.dense, self.W, self.b, pattern.indptr, pattern.indices, z)
+        self.macs.add(phase, pair_macs(x.counts, pattern.counts()))
+        return z
+
+    # -- validation ------------------------------------------------------------------------
+    def _check_input(self, x) -> _Input:
+        if isinstance(x, ActiveSet):
+            if x.n_nodes != self.n_in:
+                raise ConfigError(
+                    f"{self.method}: input has {x.n_nodes} nodes but the layer expects n_in={self.n_in}"
+                )
+            if x.batch_size < 1:
+                raise ConfigError(f"{self.method}: empty batch")
+            if x.values.dtype != self.dtype:
+                x = x.with_values(x.values.astype(self.dtype))
+            if not np.isfinite(x.values).all():
+                raise ConfigError(f"{self.method}: input contains NaN or inf")
+            if x.is_full:
+                return _Input(x.dense_view(), None, x.batch_size, self.n_in, False)
+            return _Input(None, x, x.batch_size, x.counts(), False)
+        arr = _as_float_array(x, "x")
+        if arr.ndim != 2 or arr.shape[1] != self.n_in:
+            raise ConfigError(
+                f"{self.method}: x must have shape [batch, {self.n_in}], got {arr.shape}"
+                + ("; for one sample use x[None, :]" if arr.ndim == 1 else "")
+            )
+        if arr.shape[0] < 1:
+            raise ConfigError(f"{self.method}: empty batch")
+        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        if not np.isfinite(arr).all():
+            raise ConfigError(f"{self.method}: x contains NaN or inf")
+        return _Input(arr, None, arr.shape[0], self.n_in, True)
+
+    def _check_include(self, include, batch: int):
+        if include is None:
+            return None
+        inc = np.asarray(include)
+        if inc.dtype.kind not in "iu" or inc.shape != (batch,):
+            raise ConfigError(f"{self.method}: include must be an int array of shape ({batch},)")
+        if inc.size and (inc.min() < 0 or inc.max() >= self.n_out):
+            raise ConfigError(f"{self.method}: include nodes must lie in [0, {self.n_out})")
+        return inc.astype(np.int64)
+
+    def _check_active(self, active, batch: int) -> ActiveSet:
+        if not isinstance(active, ActiveSet):
+            raise InputTypeError(f"{self.method}: active must be an ActiveSet")
+        if active.n_nodes != self.n_out or active.batch_size != batch:
+            raise ConfigError(
+                f"{self.method}: active set is [{active.batch_size} x {active.n_nodes}] but the "
+                f"batch needs [{batch} x {self.n_out}]"
+            )
+        return active
+
+
+def _as_float_array(x, name: str) -> np.ndarray:
+    if not isinstance(x, np.ndarray):
+        raise InputTypeError(f"{name} must be a numpy array, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise InputTypeError(
+            f"{name} must be a float array, got dtype {x.dtype}; convert with .astype(np.float32)"
+        )
+    return x
+
+
+def _merge_include(pattern: ActiveSet, include: np.ndarray) -> ActiveSet:
+    """``pattern`` with node ``include[b]`` added to sample ``b`` where it is missing."""
+    if pattern.is_full:
+        return pattern
+    mask = pattern.mask()
+    mask[np.arange(mask.shape[0]), include] = True
+    return ActiveSet.from_mask(mask)
+
+
+def _pattern_from_topk(z2d: np.ndarray, k: int) -> ActiveSet:
+    b = z2d.shape[0]
+    indices = np.empty(b * k, dtype=np.int32)
+    K.topk_rows(z2d, k, indices)
+    indptr = np.arange(b + 1, dtype=np.int64) * k
+    return ActiveSet(indptr, indices, np.zeros(b * k, dtype=z2d.dtype), z2d.shape[1], check=False)
+
+
+# -- the methods -------------------------------------------------------------------------
+class Dense(Layer):
+    """Every node, every sample: ``act(x @ W.T + b)`` by BLAS products (the baseline).
+
+    No parameters. Training and inference are the same computation.
+    """
+
+    method = "dense"
+
+    def _choose(self, x, train):
+        return None, None
+
+
+class Dropout(Layer):
+    """Vanilla dropout: each node of each sample is kept with probability ``p``.
+
+    ``p`` (0, 1], default 0.5: the keep probability, so the expected active
+    fraction is ``p``. The mask is drawn *before* computing: dropped nodes are
+    never computed. Training output is ``act(z) / p`` at kept nodes (inverted
+    dropout), so inference computes every node with no scaling.
+    """
+
+    method = "dropout"
+    PARAMS = {"p": 0.5}
+
+    def _check_params(self):
+        self.params["p"] = _check_fraction("p", self.params["p"], self.method)
+
+    def _choose(self, x, train):
+        if not train:
+            return None, None
+        mask = self.rng.random((x.batch, self.n_out), dtype=np.float32) < self.params["p"]
+        return ActiveSet.from_mask(mask), None
+
+    def _scale(self, train, z, z2d_full):
+        return 1.0 / self.params["p"] if train else 1.0
+
+
+class AdaptiveDropout(Layer):
+    """Adaptive dropout, "standout" (Ba & Frey 2013), with weights shared with the layer.
+
+    Each node is kept with probability ``sigmoid(alpha * z + beta)`` where ``z`` is its
+    own pre-activation, so every pre-activation is computed first (phase ``select``).
+    ``alpha`` default 1.0, ``beta`` default 0.0 (the active fraction follows from them
+    and from the data). Training output is ``act(z)`` at kept nodes; inference
+    computes every node and outputs the expectation ``act(z) * sigmoid(alpha*z + beta)``.
+    """
+
+    method = "adaptive_dropout"
+    PARAMS = {"alpha": 1.0, "beta": 0.0}
+
+    def _check_params(self):
+        for k in ("alpha", "beta"):
+            self.params[k] = _check_real(k, self.params[k], self.method)
+
+    def _keep_prob(self, z):
+        return _sigmoid(self.params["alpha"] * z + self.params["beta"])
+
+    def _choose(self, x, train):
+        if not train:
+            return None, None
+        z2d = self._preact_full(x, "select")
+        keep = self._keep_prob(z2d)
+        mask = self.rng.random(z2d.shape, dtype=np.float32) < keep
+        return ActiveSet.from_mask(mask), z2d
+
+    def _scale(self, train, z, z2d_full):
+        return 1.0 if train else self._keep_prob(z)
+
+
+class WTA(Layer):
+    """Winner-take-all (Makhzani & Frey 2015): keep the largest activations.
+
+    ``fraction`` (0, 1], default 0.05. ``mode``:
+
+    * ``"sample"`` (default): per sample, the ``active_budget(fraction, n_out)``
+      nodes with the largest activation (ties to the lowest node number). Every
+      pre-activation is computed first (phase ``select``). Inference does the same.
+    * ``"lifetime"``: per node, the ``active_budget(fraction, B)`` samples of the
+      mini-batch with its largest activations, so a sample's active count varies.
+      With a batch of 1 every node is kept. Inference computes every node (as the
+      paper's fully-connected WTA does at test time).
+    """
+
+    method = "wta"
+    PARAMS = {"fraction": 0.05, "mode": "sample"}
+    MODES = ("sample", "lifetime")
+
+    def _check_params(self):
+        self.params["fraction"] = _check_fraction("fraction", self.params["fraction"], self.method)
+        if self.params["mode"] not in self.MODES:
+            raise ConfigError(
+                f"wta: unknown mode {self.params['mode']!r}; valid: {', '.join(self.MODES)}"
+            )
+
+    def _choose(self, x, train):
+        lifetime = self.params["mode"] == "lifetime"
+        if lifetime and not train:
+            return None, None
+        z2d = self._preact_full(x, "select")
+        a2d = ACTIVATIONS[self.activation][0](z2d)
+        if not lifetime:
+            return _pattern_from_topk(a2d, active_budget(self.params["fraction"], self.n_out)), z2d
+        kb = active_budget(self.params["fraction"], x.batch)
+        per_node = _pattern_from_topk(np.ascontiguousarray(a2d.T), kb)
+        return ActiveSet.from_mask(per_node.mask().T), z2d
+
+
+class TopK(Layer):
+    """The exact oracle: per sample, the ``active_budget(fraction, n_out)`` nodes with the
+    largest *pre-activation* (ties to the lowest node number).
+
+    ``fraction`` (0, 1], default 0.05. Every pre-activation is computed (phase
+    ``select``). Inference selects the same way. This is what an ideal hash-based
+    selection would return; it is the yardstick for the LSH layer.
+    """
+
+    method = "topk"
+    PARAMS = {"fraction": 0.05}
+
+    def _check_params(self):
+        self.params["fraction"] = _check_fraction("fraction", self.params["fraction"], self.method)
+
+    def _choose(self, x, train):
+        z2d = self._preact_full(x, "select")
+        return _pattern_from_topk(z2d, active_budget(self.params["fraction"], self.n_out)), z2d
+
+
+#: method name -> layer class
+LAYERS: dict[str, type[Layer]] = {
+    cls.method: cls for cls in (Dense, Dropout, AdaptiveDropout, WTA, TopK)
+}
+
+
+def make_layer(method: str, n_in: int, n_out: int, *, activation: str = "relu",
+               seed: int = 0, dtype="float32", **params) -> Layer:
+    """Build a layer by method name; see each class's docstring for its parameters.
+
+    Raises :class:`~lshprof.errors.ConfigError` (a ``ValueError``) listing the valid
+    methods or parameters when one is unknown.
+    """
+    cls = LAYERS.get(method)
+    if cls is None:
+        raise ConfigError(f"unknown method {method!r}; valid methods: {', '.join(LAYERS)}")
+    return cls(n_in, n_out, activation=activation, seed=seed, dtype=dtype, **params)

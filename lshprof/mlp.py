@@ -1,0 +1,242 @@
+"""A small multi-layer perceptron of lshprof layers, and its trainer.
+
+Any method per hidden layer; the output layer is dense by default (softmax over
+every class). A sparse output layer (e.g. top-k or, later, LSH over 100,000
+classes) is trained with the true class forced into its active set and the
+softmax taken over the active classes only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import kernels as K
+from ._threads import limit_threads
+from .active import ActiveSet
+from .errors import ConfigError, InputTypeError
+from .layers import Layer, make_layer
+from .macs import MacCounts
+from .optim import make_optimizer
+
+__all__ = ["MLP", "EpochStats", "train", "evaluate"]
+
+
+class MLP:
+    """Layers applied in order; ``layers[-1]`` gives the class scores (logits)."""
+
+    def __init__(self, layers: Sequence[Layer]):
+        layers = list(layers)
+        if not layers:
+            raise ConfigError("an MLP needs at least one layer")
+        for a, b in zip(layers, layers[1:]):
+            if a.n_out != b.n_in:
+                raise ConfigError(
+                    f"layer widths do not chain: {a!r} gives {a.n_out} but {b!r} takes {b.n_in}"
+                )
+        if layers[-1].activation != "identity":
+            raise ConfigError("the output layer's activation must be 'identity' (softmax is in the loss)")
+        self.layers = layers
+
+    @classmethod
+    def build(cls, n_in: int, hidden: Sequence[int], n_classes: int, *,
+              method: str | Sequence[str] = "dense",
+              params: dict | Sequence[dict] | None = None,
+              output_method: str = "dense", output_params: dict | None = None,
+              activation: str = "relu", seed: int = 0, dtype="float32") -> "MLP":
+        """Hidden layers of widths ``hidden`` (one method for all, or one per layer)."""
+        hidden = list(hidden)
+        methods = [method] * len(hidden) if isinstance(method, str) else list(method)
+        if params is None or isinstance(params, dict):
+            params = [dict(params or {}) for _ in hidden]
+        params = list(params)
+        if len(methods) != len(hidden) or len(params) != len(hidden):
+            raise ConfigError(
+                f"{len(hidden)} hidden layers need as many methods and parameter sets, got "
+                f"{len(methods)} and {len(params)}"
+            )
+        seeds = [int(s.generate_state(1)[0]) for s in
+                 np.random.SeedSequence(seed).spawn(len(hidden) + 1)]
+        widths = [n_in] + hidden
+        layers = [make_layer(m, widths[i], widths[i + 1], activation=activation, seed=seeds[i],
+                             dtype=dtype, **p) for i, (m, p) in enumerate(zip(methods, params))]
+        layers.append(make_layer(output_method, widths[-1], n_classes, activation="identity",
+                                 seed=seeds[-1], dtype=dtype, **(output_params or {})))
+        return cls(layers)
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_classes(self) -> int:
+        return self.layers[-1].n_out
+
+    def forward(self, x, *, train: bool = True, labels=None,
+                active: Sequence[ActiveSet | None] | None = None) -> ActiveSet:
+        """Logits of the batch ``x`` as an ActiveSet. ``labels`` (training with a sparse
+        output layer) are forced into the output's active set; ``active`` holds one
+        fixed active set (or None) per layer."""
+        if active is not None and len(active) != len(self.layers):
+            raise ConfigError(f"active needs one entry per layer ({len(self.layers)})")
+        h = x
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            include = labels if (i == last and labels is not None and layer.method != "dense") else None
+            h = layer.forward(h, train=train, active=None if active is None else active[i],
+                              include=include)
+        return h
+
+    def backward(self, grad: ActiveSet) -> None:
+        """Back-propagate the loss gradient through every layer (not into the input)."""
+        for i in range(len(self.layers) - 1, -1, -1):
+            grad = self.layers[i].backward(grad, input_grad=i > 0)
+
+    def loss(self, logits: ActiveSet, y: np.ndarray):
+        """Mean softmax cross-entropy; returns ``(loss, grad ActiveSet, n_correct)``."""
+        B = logits.batch_size
+        full = logits.dense_view()
+        if full is not None:
+            z = full.astype(np.float64)
+            z -= z.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            rows = np.arange(B)
+            loss = float(-np.log(np.maximum(p[rows, y], 1e-300)).mean())
+            correct = int((full.argmax(axis=1) == y).sum())
+            p[rows, y] -= 1.0
+            grad = (p / B).astype(full.dtype)
+            return loss, ActiveSet.full(grad), correct
+        g = np.empty(logits.nnz, dtype=np.float64)
+        losses, ok, missing = K.csr_softmax_xent(logits.indptr, logits.indices,
+                                                 logits.values.astype(np.float64), y, g)
+        if missing:
+            raise ConfigError(
+                f"{missing} samples' true class is not in the output active set; pass labels= "
+                "to forward when training a sparse output layer"
+            )
+        return float(losses.mean()), logits.with_values((g / B).astype(logits.values.dtype)), int(ok.sum())
+
+    def predict(self, x: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
+        """Class with the largest logit (inference mode); -1 where no class was active."""
+        out = []
+        for s in range(0, x.shape[0], batch_size):
+            logits = self.forward(x[s:s + batch_size], train=False)
+            full = logits.dense_view()
+            if full is not None:
+                out.append(full.argmax(axis=1))
+            else:
+                out.append(K.csr_argmax(logits.indptr, logits.indices, logits.values))
+        return np.concatenate(out)
+
+    def macs(self) -> list[MacCounts]:
+        """MACs counted so far, one entry per layer."""
+        return [layer.macs.counts() for layer in self.layers]
+
+    def total_macs(self) -> MacCounts:
+        return sum(self.macs(), MacCounts())
+
+    def __repr__(self) -> str:
+        return "MLP(" + ", ".join(repr(layer) for layer in self.layers) + ")"
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """One epoch of training, then an evaluation pass."""
+
+    epoch: int
+    loss: float
+    train_accuracy: float  # on the training batches, in training mode
+    eval_accuracy: float  # inference mode on the evaluation set (nan without one)
+    train_macs: MacCounts  # all layers, this epoch's training passes
+    eval_macs: MacCounts  # all layers, this epoch's evaluation pass
+    layer_train_macs: tuple[MacCounts, ...] = field(default=())
+    train_wall_s: float = 0.0
+    eval_wall_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch, "loss": self.loss, "train_accuracy": self.train_accuracy,
+            "eval_accuracy": self.eval_accuracy, "train_macs": self.train_macs.as_dict(),
+            "eval_macs": self.eval_macs.as_dict(),
+            "layer_train_macs": [m.as_dict() for m in self.layer_train_macs],
+            "train_wall_s": self.train_wall_s, "eval_wall_s": self.eval_wall_s,
+        }
+
+
+def _check_data(model: MLP, X, y, name: str):
+    if not isinstance(X, np.ndarray) or X.dtype.kind != "f":
+        raise InputTypeError(f"{name}: X must be a float numpy array")
+    if X.ndim != 2 or X.shape[1] != model.n_in:
+        raise ConfigError(f"{name}: X must have shape [n, {model.n_in}], got {X.shape}")
+    if not isinstance(y, np.ndarray) or y.dtype.kind not in "iu" or y.shape != (X.shape[0],):
+        raise ConfigError(f"{name}: y must be an int array of shape ({X.shape[0]},)")
+    if y.size and (y.min() < 0 or y.max() >= model.n_classes):
+        raise ConfigError(f"{name}: labels must lie in [0, {model.n_classes})")
+    return np.ascontiguousarray(X, dtype=model.layers[0].dtype), y.astype(np.int64)
+
+
+def evaluate(model: MLP, X: np.ndarray, y: np.ndarray, *, batch_size: int = 1024) -> float:
+    """Accuracy in inference mode."""
+    X, y = _check_data(model, X, y, "evaluate")
+    return float((model.predict(X, batch_size=batch_size) == y).mean())
+
+
+def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: int = 32,
+          optimizer: str = "adam", optimizer_params: dict | None = None,
+          X_eval: np.ndarray | None = None, y_eval: np.ndarray | None = None,
+          seed: int = 0, threads: int | None = None,
+          on_epoch: Callable[[EpochStats], None] | None = None) -> list[EpochStats]:
+    """Train ``model`` with mini-batches (size down to 1) and return per-epoch statistics.
+
+    ``threads`` limits BLAS and numba threads for the whole run (None leaves them as
+    they are); compare methods at the same thread count.
+    """
+    X, y = _check_data(model, X, y, "train")
+    if X_eval is not None:
+        X_eval, y_eval = _check_data(model, X_eval, y_eval, "eval")
+    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+    opt = make_optimizer(optimizer, model.layers, **(optimizer_params or {}))
+    rng = np.random.default_rng(seed)
+    sparse_out = model.layers[-1].method != "dense"
+    history = []
+    with limit_threads(threads):
+        for epoch in range(1, epochs + 1):
+            before = model.macs()
+            t0 = time.perf_counter_ns()
+            order = rng.permutation(X.shape[0])
+            loss_sum = 0.0
+            correct = 0
+            for s in range(0, X.shape[0], batch_size):
+                idx = order[s:s + batch_size]
+                yb = y[idx]
+                logits = model.forward(X[idx], train=True, labels=yb if sparse_out else None)
+                loss, grad, ok = model.loss(logits, yb)
+                model.backward(grad)
+                opt.step()
+                loss_sum += loss * idx.size
+                correct += ok
+            t1 = time.perf_counter_ns()
+            mid = model.macs()
+            eval_acc = float("nan")
+            if X_eval is not None:
+                eval_acc = float((model.predict(X_eval) == y_eval).mean())
+            t2 = time.perf_counter_ns()
+            after = model.macs()
+            layer_train = tuple(m - b for m, b in zip(mid, before))
+            stats = EpochStats(
+                epoch=epoch, loss=loss_sum / X.shape[0], train_accuracy=correct / X.shape[0],
+                eval_accuracy=eval_acc, train_macs=sum(layer_train, MacCounts()),
+                eval_macs=sum((a - m for a, m in zip(after, mid)), MacCounts()),
+                layer_train_macs=layer_train,
+                train_wall_s=(t1 - t0) / 1e9, eval_wall_s=(t2 - t1) / 1e9,
+            )
+            history.append(stats)
+            if on_epoch is not None:
+                on_epoch(stats)
+    return history
