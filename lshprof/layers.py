@@ -166,6 +166,9 @@ class Layer:
         self.grad_b = np.zeros_like(self.b)
         self.touched = np.zeros(self.n_out, dtype=bool)
         self.macs = MacCounter()
+        #: samples passed forward and active nodes they used (measured activity)
+        self.samples_seen = 0
+        self.active_seen = 0
         self._cache: _Cache | None = None
 
     # -- hooks for subclasses --------------------------------------------------------
@@ -226,6 +229,8 @@ class Layer:
             values = (ACTIVATIONS[self.activation][0](z) * scale).astype(self.dtype, copy=False)
             out = ActiveSet(pattern.indptr, pattern.indices, values, self.n_out, check=False)
         self._cache = _Cache(xin, out, z, scale) if train else None
+        self.samples_seen += xin.batch
+        self.active_seen += out.nnz
         return out
 
     def backward(self, grad, *, input_grad: bool = True):

@@ -154,6 +154,8 @@ class EpochStats:
     train_macs: MacCounts  # all layers, this epoch's training passes
     eval_macs: MacCounts  # all layers, this epoch's evaluation pass
     layer_train_macs: tuple[MacCounts, ...] = field(default=())
+    #: per layer: active nodes / (samples * width) over this epoch's training passes
+    layer_active_fraction: tuple[float, ...] = field(default=())
     train_wall_s: float = 0.0
     eval_wall_s: float = 0.0
 
@@ -163,6 +165,7 @@ class EpochStats:
             "eval_accuracy": self.eval_accuracy, "train_macs": self.train_macs.as_dict(),
             "eval_macs": self.eval_macs.as_dict(),
             "layer_train_macs": [m.as_dict() for m in self.layer_train_macs],
+            "layer_active_fraction": list(self.layer_active_fraction),
             "train_wall_s": self.train_wall_s, "eval_wall_s": self.eval_wall_s,
         }
 
@@ -208,6 +211,7 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
     with limit_threads(threads):
         for epoch in range(1, epochs + 1):
             before = model.macs()
+            seen0 = [(layer.samples_seen, layer.active_seen) for layer in model.layers]
             t0 = time.perf_counter_ns()
             order = rng.permutation(X.shape[0])
             loss_sum = 0.0
@@ -223,6 +227,9 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                 correct += ok
             t1 = time.perf_counter_ns()
             mid = model.macs()
+            active_frac = tuple(
+                (layer.active_seen - a0) / ((layer.samples_seen - s0) * layer.n_out)
+                for layer, (s0, a0) in zip(model.layers, seen0))
             eval_acc = float("nan")
             if X_eval is not None:
                 eval_acc = float((model.predict(X_eval) == y_eval).mean())
@@ -233,7 +240,7 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                 epoch=epoch, loss=loss_sum / X.shape[0], train_accuracy=correct / X.shape[0],
                 eval_accuracy=eval_acc, train_macs=sum(layer_train, MacCounts()),
                 eval_macs=sum((a - m for a, m in zip(after, mid)), MacCounts()),
-                layer_train_macs=layer_train,
+                layer_train_macs=layer_train, layer_active_fraction=active_frac,
                 train_wall_s=(t1 - t0) / 1e9, eval_wall_s=(t2 - t1) / 1e9,
             )
             history.append(stats)

@@ -1,0 +1,5 @@
+"""``python -m lshprof`` is the ``lshprof`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""The ``lshprof`` command: one sub-command per job, each handled by a ``cmd_*`` function.
+
+Heavy modules (numba, the kernels) are imported inside the command that needs
+them, so ``lshprof --help`` starts instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import __version__
+
+EXIT_USAGE = 2
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lshprof",
+        description="Measure what hash-selected sparse layers save: multiplications, time, "
+                    "energy and accuracy.",
+    )
+    parser.add_argument("--version", action="version", version=f"lshprof {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo", help="train the built-in demo network with every method; print accuracy and MACs",
+        description="Train one MLP per method on generated data (Gaussian clusters) and print "
+                    "accuracy, measured active fraction and exact MACs per method.")
+    demo.add_argument("--fraction", type=_fraction, default=0.05,
+                      help="active fraction of the hidden layer for the sparse methods (default 0.05)")
+    demo.add_argument("--hidden", type=_positive_int, nargs="+", default=[1000],
+                      help="hidden layer widths (default 1000)")
+    demo.add_argument("--epochs", type=_positive_int, default=5, help="epochs (default 5)")
+    demo.add_argument("--batch-size", type=_positive_int, default=32, help="mini-batch size (default 32)")
+    demo.add_argument("--n-train", type=_positive_int, default=5000, help="training samples (default 5000)")
+    demo.add_argument("--n-test", type=_positive_int, default=1000, help="test samples (default 1000)")
+    demo.add_argument("--optimizer", default="adam", help="sgd, adagrad or adam (default adam)")
+    demo.add_argument("--lr", type=float, default=None, help="learning rate (default: the optimizer's)")
+    demo.add_argument("--methods", nargs="+", default=None,
+                      help="methods to run (default: every method)")
+    demo.add_argument("--seed", type=int, default=0, help="seed for data, weights and masks (default 0)")
+    demo.add_argument("--threads", type=_positive_int, default=1,
+                      help="BLAS and numba threads for every method (default 1)")
+    demo.add_argument("--json", metavar="PATH", default=None,
+                      help="also write the per-method results as JSON to PATH")
+    demo.set_defaults(func=cmd_demo)
+
+    methods = sub.add_parser("methods", help="list the layer methods and their parameters")
+    methods.set_defaults(func=cmd_methods)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    from .errors import LshprofError
+
+    try:
+        return args.func(args) or 0
+    except LshprofError as exc:
+        print(f"lshprof {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("lshprof: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .layers import LAYERS
+
+    table = Table(title="lshprof layer methods")
+    table.add_column("method")
+    table.add_column("parameters (defaults)")
+    table.add_column("summary")
+    for name, cls in LAYERS.items():
+        params = ", ".join(f"{k}={v!r}" for k, v in cls.PARAMS.items()) or "-"
+        table.add_row(name, params, (cls.__doc__ or "").strip().splitlines()[0])
+    Console().print(table)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ._demo import run_demo
+
+    return run_demo(args)

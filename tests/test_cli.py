@@ -1,0 +1,97 @@
+"""The command line, run as a user runs it: a subprocess, its exit code and output."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run(cmd, env, *args, cwd=None):
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=300)
+
+
+def test_help_lists_commands(lshprof_cmd, cli_env):
+    r = run(lshprof_cmd, cli_env, "--help")
+    assert r.returncode == 0
+    for command in ("demo", "methods"):
+        assert command in r.stdout
+
+
+def test_no_command_prints_help_and_fails(lshprof_cmd, cli_env):
+    r = run(lshprof_cmd, cli_env)
+    assert r.returncode == 2
+    assert "usage: lshprof" in r.stdout
+
+
+def test_help_does_not_import_numba(cli_env):
+    code = (
+        "import sys\n"
+        "from lshprof.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "try:\n    main(['demo', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('numba' in sys.modules, 'numpy' in sys.modules)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_version(lshprof_cmd, cli_env):
+    import lshprof
+
+    r = run(lshprof_cmd, cli_env, "--version")
+    assert r.returncode == 0
+    assert r.stdout.strip() == f"lshprof {lshprof.__version__}"
+
+
+def test_methods_lists_every_method(lshprof_cmd, cli_env):
+    from lshprof.layers import LAYERS
+
+    r = run(lshprof_cmd, cli_env, "methods")
+    assert r.returncode == 0, r.stderr
+    for name in LAYERS:
+        assert name in r.stdout
+
+
+def test_demo_small_run_writes_table_and_json(lshprof_cmd, cli_env, tmp_path):
+    out = tmp_path / "demo.json"
+    r = run(lshprof_cmd, cli_env, "demo", "--n-train", "300", "--n-test", "100", "--epochs", "1",
+            "--hidden", "40", "--fraction", "0.1", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    data = json.loads(out.read_text())
+    labels = [row["method"] for row in data["results"]]
+    assert labels == ["dense", "dropout", "adaptive_dropout", "wta", "wta-lifetime", "topk"]
+    for label in labels:
+        assert label in r.stdout
+    rows = {row["method"]: row for row in data["results"]}
+    # exact counts for this configuration: 128 -> 40 -> 10, batch 32, 300 samples, 1 epoch
+    n, n_in, h, c = 300, 128, 40, 10
+    assert rows["dense"]["train_macs"]["total"] == n * (2 * n_in * h + 3 * h * c)
+    assert rows["dense"]["train_macs"]["dense_equivalent"] == rows["dense"]["train_macs"]["total"]
+    k = 4  # active_budget(0.1, 40)
+    assert rows["topk"]["train_macs"]["total"] == n * (n_in * h + 2 * n_in * k + 3 * h * c)
+    assert rows["topk"]["hidden_active_fraction_measured"] == [k / h]
+    for row in rows.values():
+        assert 0.0 <= row["test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["demo", "--fraction", "0"], "expected a number in (0, 1]"),
+        (["demo", "--fraction", "1.5"], "expected a number in (0, 1]"),
+        (["demo", "--epochs", "0"], "expected a positive integer"),
+        (["demo", "--methods", "bogus"], "unknown demo method 'bogus'"),
+        (["demo", "--optimizer", "bogus", "--n-train", "50", "--methods", "dense"],
+         "unknown optimizer 'bogus'; valid: sgd, adagrad, adam"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_fail_with_one_clear_line(lshprof_cmd, cli_env, tmp_path, args, message):
+    r = run(lshprof_cmd, cli_env, *args, cwd=tmp_path)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,38 @@
+"""The README's commands and examples are the ones that work."""
+
+import re
+import subprocess
+import sys
+
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+
+
+def blocks(root):
+    return FENCE.findall((root / "README.md").read_text())
+
+
+def test_first_block_is_two_commands_setup_and_tests(root):
+    lang, body = blocks(root)[0]
+    lines = [line for line in body.splitlines() if line.strip()]
+    assert len(lines) == 2
+    assert "lshprof demo" in lines[0]
+    assert "pytest" in lines[1]
+    for line in lines:
+        assert line.startswith("python3 -m venv .venv && ")
+
+
+def test_ci_runs_the_readme_test_command(root):
+    script = (root / ".ci" / "run").read_text()
+    # .ci/run reads the command from the README instead of repeating it
+    awk = re.search(r"test_cmd=\$\((.*)\)\n", script).group(1)
+    r = subprocess.run(["bash", "-c", awk], capture_output=True, text=True, cwd=root)
+    assert r.stdout.strip() == [l for l in blocks(root)[0][1].splitlines() if l.strip()][1]
+
+
+def test_python_examples_run(root, tmp_path):
+    examples = [body for lang, body in blocks(root) if lang == "python"]
+    assert examples
+    for body in examples:
+        r = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True,
+                           cwd=tmp_path, timeout=300)
+        assert r.returncode == 0, r.stderr
