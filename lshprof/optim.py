@@ -46,6 +46,9 @@ class Optimizer:
                 raise ConfigError(f"optimizer {self.name}: {k} must be a non-negative number, got {v!r}")
         if self.params["lr"] <= 0:
             raise ConfigError(f"optimizer {self.name}: lr must be > 0")
+        for k in ("momentum", "beta1", "beta2"):
+            if self.params.get(k, 0.0) >= 1:
+                raise ConfigError(f"optimizer {self.name}: {k} must be below 1, got {self.params[k]}")
         self.layers = list(layers)
         self.steps = 0
         self._state = [

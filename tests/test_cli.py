@@ -71,7 +71,8 @@ def test_demo_small_run_writes_table_and_json(lshprof_cmd, cli_env, tmp_path):
     assert rows["dense"]["train_macs"]["total"] == n * (2 * n_in * h + 3 * h * c)
     assert rows["dense"]["train_macs"]["dense_equivalent"] == rows["dense"]["train_macs"]["total"]
     k = 4  # active_budget(0.1, 40)
-    assert rows["topk"]["train_macs"]["total"] == n * (n_in * h + 2 * n_in * k + 3 * h * c)
+    # select every pre-activation, weight gradient of k rows, no input gradient for layer 1
+    assert rows["topk"]["train_macs"]["total"] == n * (n_in * h + n_in * k + 3 * h * c)
     assert rows["topk"]["hidden_active_fraction_measured"] == [k / h]
     for row in rows.values():
         assert 0.0 <= row["test_accuracy"] <= 1.0
