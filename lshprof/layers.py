@@ -297,6 +297,12 @@ class Layer:
             return None
         return gx if x.was_array else ActiveSet.full(gx)
 
+    def after_step(self) -> None:
+        """Called by the trainer after every optimizer step (e.g. to re-hash updated rows).
+
+        The base layers keep no state that depends on the weights, so this does nothing.
+        """
+
     def zero_grad(self) -> None:
         """Clear gradient accumulators and the touched-row marks."""
         self.grad_W.fill(0)

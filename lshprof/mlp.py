@@ -223,6 +223,8 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                 loss, grad, ok = model.loss(logits, yb)
                 model.backward(grad)
                 opt.step()
+                for layer in model.layers:
+                    layer.after_step()
                 loss_sum += loss * idx.size
                 correct += ok
             t1 = time.perf_counter_ns()

@@ -117,10 +117,8 @@ class RefInput:
 def preact(W, b, inp: RefInput, s: int, o: int) -> float:
     """``b[o] + sum_j W[o, j] x[s, j]`` over the stored inputs of sample ``s``."""
     cols, vals = inp.rows[s]
-    acc = float(b[o])
-    for j, v in zip(cols, vals):
-        acc += float(W[o, j]) * float(v)
-    return acc
+    w = np.asarray(W[o], dtype=np.float64)[cols]
+    return float(b[o]) + float(np.dot(w, vals))
 
 
 def preact_full(W, b, inp: RefInput) -> np.ndarray:
@@ -322,9 +320,8 @@ def backward_at(activation: str, W, x, nodes, z, scale, g):
             e += 1
             touched[o] = True
             gb[o] += dz
-            for t, (j, v) in enumerate(zip(cols, vals)):
-                gW[o, j] += dz * v
-                gx_rows[s][t] += dz * W[o, j]
+            gW[o, cols] += dz * vals          # columns within a row are distinct
+            gx_rows[s] += dz * W[o, cols]
     if inp.sparse:
         gx = np.concatenate(gx_rows) if gx_rows else np.zeros(0)
     else:
