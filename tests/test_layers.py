@@ -179,12 +179,22 @@ def _check_budget(name, params, got, B, n_out, include=None):
 
 
 # -- the main comparisons ---------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("inp", ["dense", "sparse"])
-@pytest.mark.parametrize("seed,activation", SEED_ACTS, ids=[f"s{s}-{a}" for s, a in SEED_ACTS])
-@pytest.mark.parametrize("batch", BATCHES, ids=[f"B{b}" for b in BATCHES])
-@pytest.mark.parametrize("shape", SHAPES, ids=[f"{i}x{o}" for i, o in SHAPES])
-@pytest.mark.parametrize("case", CASES, ids=[f"{m}-{f}" for m, f in CASES])
+def grid(test):
+    """Parametrize ``test`` over the whole comparison grid (applied innermost first)."""
+    for mark in reversed([
+        pytest.mark.parametrize("dtype", DTYPES),
+        pytest.mark.parametrize("inp", ["dense", "sparse"]),
+        pytest.mark.parametrize("seed,activation", SEED_ACTS,
+                                ids=[f"s{s}-{a}" for s, a in SEED_ACTS]),
+        pytest.mark.parametrize("batch", BATCHES, ids=[f"B{b}" for b in BATCHES]),
+        pytest.mark.parametrize("shape", SHAPES, ids=[f"{i}x{o}" for i, o in SHAPES]),
+        pytest.mark.parametrize("case", CASES, ids=[f"{m}-{f}" for m, f in CASES]),
+    ]):
+        test = mark(test)
+    return test
+
+
+@grid
 def test_train_matches_reference(case, shape, batch, seed, activation, inp, dtype):
     name, frac = case
     method, params = _case(name, frac)
@@ -203,12 +213,7 @@ def test_train_matches_reference(case, shape, batch, seed, activation, inp, dtyp
                     input_grad=False)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("inp", ["dense", "sparse"])
-@pytest.mark.parametrize("seed,activation", SEED_ACTS, ids=[f"s{s}-{a}" for s, a in SEED_ACTS])
-@pytest.mark.parametrize("batch", BATCHES, ids=[f"B{b}" for b in BATCHES])
-@pytest.mark.parametrize("shape", SHAPES, ids=[f"{i}x{o}" for i, o in SHAPES])
-@pytest.mark.parametrize("case", CASES, ids=[f"{m}-{f}" for m, f in CASES])
+@grid
 def test_inference_matches_reference(case, shape, batch, seed, activation, inp, dtype):
     name, frac = case
     method, params = _case(name, frac)
