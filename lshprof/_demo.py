@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -60,6 +61,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from .macs import MacCounts
 
     console = Console(stderr=True)
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        raise ConfigError(f"--json: folder of {args.json!r} does not exist; create it first")
     methods = demo_methods(args.fraction)
     if args.methods:
         valid = [label for label, _, _ in methods]
@@ -132,9 +135,12 @@ def run_demo(args: argparse.Namespace) -> int:
         "shapes would perform on the same batches. Times are wall-clock on this machine, "
         "one run, warm-up excluded.")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
+        # write beside the target, then rename: a reader never sees half a file
+        tmp = f"{args.json}.tmp-{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as fh:
             json.dump({"args": {k: v for k, v in vars(args).items() if k != "func"},
                        "results": results}, fh, indent=2, default=_jsonable)
+        os.replace(tmp, args.json)
     return 0
 
 

@@ -88,6 +88,8 @@ def test_demo_small_run_writes_table_and_json(lshprof_cmd, cli_env, tmp_path):
         (["demo", "--optimizer", "bogus", "--n-train", "50", "--methods", "dense"],
          "unknown optimizer 'bogus'; valid: sgd, adagrad, adam"),
         (["frobnicate"], "invalid choice"),
+        (["demo", "--json", "missing/out.json"], "folder of 'missing/out.json' does not exist"),
+        (["demo", "--lr", "-1", "--n-train", "50", "--methods", "dense"], "optimizer adam: lr must be"),
     ],
 )
 def test_bad_arguments_fail_with_one_clear_line(lshprof_cmd, cli_env, tmp_path, args, message):
