@@ -176,11 +176,11 @@ class Layer:
         """Validate and normalise ``self.params``."""
 
     def _choose(self, x: _Input, train: bool):
-        """Return ``(pattern, z2d_or_None)``: the chosen nodes, and the full
-        pre-activation if it was computed; or ``(None, z2d)`` for "every node"."""
+        """Return ``(pattern, z2d)``: the chosen nodes (``None`` for every node) and the
+        full ``[B, n_out]`` pre-activation if choosing computed it (else ``None``)."""
         raise NotImplementedError
 
-    def _scale(self, train: bool, z: np.ndarray, z2d_full: bool):
+    def _scale(self, train: bool, z: np.ndarray):
         """Multiplier applied after the activation (dropout's 1/p, standout's keep prob)."""
         return 1.0
 
@@ -215,7 +215,7 @@ class Layer:
             if z2d is None:
                 z2d = self._preact_full(xin, "forward")
             z = z2d.reshape(-1)
-            scale = self._scale(train, z, True)
+            scale = self._scale(train, z)
             values = ACTIVATIONS[self.activation][0](z2d) * (
                 scale if np.isscalar(scale) else scale.reshape(z2d.shape))
             out = ActiveSet.full(values.astype(self.dtype, copy=False))
@@ -225,7 +225,7 @@ class Layer:
                 z = z2d[rows, pattern.indices]
             else:
                 z = self._preact_pattern(xin, pattern, "forward")
-            scale = self._scale(train, z, False)
+            scale = self._scale(train, z)
             values = (ACTIVATIONS[self.activation][0](z) * scale).astype(self.dtype, copy=False)
             out = ActiveSet(pattern.indptr, pattern.indices, values, self.n_out, check=False)
         self._cache = _Cache(xin, out, z, scale) if train else None
@@ -450,7 +450,7 @@ class Dropout(Layer):
         mask = self.rng.random((x.batch, self.n_out), dtype=np.float32) < self.params["p"]
         return ActiveSet.from_mask(mask), None
 
-    def _scale(self, train, z, z2d_full):
+    def _scale(self, train, z):
         return 1.0 / self.params["p"] if train else 1.0
 
 
@@ -482,7 +482,7 @@ class AdaptiveDropout(Layer):
         mask = self.rng.random(z2d.shape, dtype=np.float32) < keep
         return ActiveSet.from_mask(mask), z2d
 
-    def _scale(self, train, z, z2d_full):
+    def _scale(self, train, z):
         return 1.0 if train else self._keep_prob(z)
 
 
