@@ -78,12 +78,12 @@ def run_demo(args: argparse.Namespace) -> int:
         f"hidden {args.hidden}, fraction {args.fraction}, {args.epochs} epochs, batch "
         f"{args.batch_size}, {args.optimizer}, {args.threads} thread(s)")
 
+    # warm-up: one epoch on 8 samples compiles (or loads from cache) a method's kernels
+    warm = argparse.Namespace(**{**vars(args), "epochs": 1})
+    tiny = type(data)(data.X_train[:8], data.y_train[:8], data.X_test[:8], data.y_test[:8])
     results = []
     for label, method, params in methods:
-        # warm-up: compile (or load from cache) this method's kernels on a tiny batch
         t0 = time.perf_counter()
-        warm = argparse.Namespace(**{**vars(args), "epochs": 1})
-        tiny = type(data)(data.X_train[:8], data.y_train[:8], data.X_test[:8], data.y_test[:8])
         _train_one(method, params, tiny, warm, opt_params)
         warmup_s = time.perf_counter() - t0
 
