@@ -18,6 +18,8 @@ _LAZY = {
     "active_budget": "lshprof.layers",
     "Layer": "lshprof.layers",
     "LAYERS": "lshprof.layers",
+    "LSH": "lshprof.layers",
+    "SelectionStats": "lshprof.lsh",
     "MLP": "lshprof.mlp",
     "train": "lshprof.mlp",
     "evaluate": "lshprof.mlp",

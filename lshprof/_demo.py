@@ -38,6 +38,7 @@ def demo_methods(fraction: float) -> list[tuple[str, str, dict[str, Any]]]:
         ("wta", "wta", {"fraction": fraction}),
         ("wta-lifetime", "wta", {"fraction": fraction, "mode": "lifetime"}),
         ("topk", "topk", {"fraction": fraction}),
+        ("lsh", "lsh", {"fraction": fraction}),
     ]
 
 
@@ -93,6 +94,7 @@ def run_demo(args: argparse.Namespace) -> int:
         n_hidden = len(model.layers) - 1
         active = [float(np.mean([h.layer_active_fraction[i] for h in history]))
                   for i in range(n_hidden)]
+        quality = _selection_quality(model, data.X_test)
         row = {
             "method": label,
             "params": params,
@@ -104,6 +106,7 @@ def run_demo(args: argparse.Namespace) -> int:
             "mac_share_of_dense": train_macs.share,
             "train_wall_s": sum(h.train_wall_s for h in history),
             "warmup_wall_s": warmup_s,
+            "selection_quality": quality,
         }
         results.append(row)
         console.print(f"  {label}: test accuracy {row['test_accuracy']:.3f}, "
@@ -112,8 +115,10 @@ def run_demo(args: argparse.Namespace) -> int:
     table = Table(title=f"lshprof demo: every method at fraction {args.fraction} "
                         f"({args.threads} thread(s))")
     for col in ("method", "params", "hidden active", "test acc", "train MACs/sample",
-                "MACs vs dense", "select share", "train s", "warm-up s"):
-        table.add_column(col, justify="left" if col in ("method", "params") else "right")
+                "MACs vs dense", "choosing share", "recall", "mass", "random recall", "train s",
+                "warm-up s"):
+        table.add_column(col, justify="left" if col in ("method", "params") else "right",
+                         no_wrap=col != "params")
     for r in results:
         m = r["train_macs"]
         table.add_row(
@@ -123,17 +128,21 @@ def run_demo(args: argparse.Namespace) -> int:
             f"{r['test_accuracy']:.3f}",
             f"{r['train_macs_per_sample']:,.0f}",
             f"{r['mac_share_of_dense']:.1%}",
-            f"{m['select'] / m['total']:.0%}" if m["total"] else "-",
+            f"{(m['select'] + m['hash'] + m['rehash']) / m['total']:.0%}" if m["total"] else "-",
+            *_quality_cells(r["selection_quality"]),
             f"{r['train_wall_s']:.2f}",
             f"{r['warmup_wall_s']:.2f}",
         )
-    out = Console(width=None if sys.stdout.isatty() else 150)
+    out = Console(width=None if sys.stdout.isatty() else 170)
     out.print(table)
     out.print(
         "MACs are exact counts of the multiply-accumulates performed in training "
-        "(forward, select, backward); 'MACs vs dense' divides by what dense layers of the same "
-        "shapes would perform on the same batches. Times are wall-clock on this machine, "
-        "one run, warm-up excluded.")
+        "(forward, select, hash, re-hash, backward); 'MACs vs dense' divides by what dense "
+        "layers of the same shapes would perform on the same batches; 'choosing share' is the "
+        "part spent choosing nodes (select, hash, re-hash). For LSH layers, 'recall' of the exact "
+        "top-k and the share of positive pre-activation 'mass' captured are measured after "
+        "training on the test set (random recall: a random set of the same size). Times are "
+        "wall-clock on this machine, one run, warm-up excluded.")
     if args.json:
         # write beside the target, then rename: a reader never sees half a file
         tmp = f"{args.json}.tmp-{os.getpid()}"
@@ -142,6 +151,28 @@ def run_demo(args: argparse.Namespace) -> int:
                        "results": results}, fh, indent=2, default=_jsonable)
         os.replace(tmp, args.json)
     return 0
+
+
+def _selection_quality(model, X) -> list:
+    """Per hidden LSH layer, selection quality on ``X`` in inference mode (after training,
+    so measuring costs no training time); empty for other methods."""
+    lsh = [layer for layer in model.layers[:-1] if layer.method == "lsh"]
+    if not lsh:
+        return []
+    for layer in lsh:
+        layer.params["quality"] = True
+    before = [layer.selection_stats() for layer in lsh]
+    model.predict(X)
+    out = [(layer.selection_stats() - b).summary() for layer, b in zip(lsh, before)]
+    for layer in lsh:
+        layer.params["quality"] = False
+    return out
+
+
+def _quality_cells(quality: list) -> list[str]:
+    if not quality:
+        return ["-", "-", "-"]
+    return [" / ".join(f"{q[k]:.0%}" for q in quality) for k in ("recall", "mass", "random_recall")]
 
 
 def _jsonable(o):

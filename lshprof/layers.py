@@ -30,11 +30,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import kernels as K
+from . import lsh as L_
 from .active import ActiveSet
 from .errors import ConfigError, InputTypeError
 from .macs import MacCounter, pair_macs
 
-__all__ = ["Layer", "LAYERS", "ACTIVATIONS", "make_layer", "active_budget"]
+__all__ = ["Layer", "LAYERS", "ACTIVATIONS", "LSH", "make_layer", "active_budget"]
 
 
 # -- activations -----------------------------------------------------------------
@@ -303,6 +304,18 @@ class Layer:
         The base layers keep no state that depends on the weights, so this does nothing.
         """
 
+    def start_epoch(self, epoch: int, n_batches: int) -> None:
+        """Called by the trainer before epoch ``epoch`` (from 0) of ``n_batches`` batches."""
+
+    def selection_stats(self):
+        """What a hash-selected layer's tables returned; None for other methods."""
+        return None
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Bytes held by this layer, by part (optimizer state is the optimizer's)."""
+        return {"weights": int(self.W.nbytes + self.b.nbytes),
+                "gradients": int(self.grad_W.nbytes + self.grad_b.nbytes + self.touched.nbytes)}
+
     def zero_grad(self) -> None:
         """Clear gradient accumulators and the touched-row marks."""
         self.grad_W.fill(0)
@@ -544,9 +557,352 @@ class TopK(Layer):
         return _pattern_from_topk(z2d, active_budget(self.params["fraction"], self.n_out)), z2d
 
 
+def _check_choice(name: str, value, valid, method: str) -> str:
+    if value not in valid:
+        raise ConfigError(f"{method}: unknown {name} {value!r}; valid: {', '.join(valid)}")
+    return value
+
+
+def _check_int(name: str, value, method: str, lo: int, hi: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{method}: {name} must be an integer, got {value!r}")
+    if value < lo or (hi is not None and value > hi):
+        rng_txt = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ConfigError(f"{method}: {name} must be {rng_txt}, got {value}")
+    return int(value)
+
+
+class LSH(Layer):
+    """Hash-selected sparse layer (Spring & Shrivastava 2017): the active nodes come from
+    ``L`` hash tables over the weight rows, queried with the hashed input, so choosing
+    needs no pre-activation at all. Hash families, transforms, table layout and MAC
+    formulas are described in :mod:`lshprof.lsh`.
+
+    Parameters (defaults in ``LSH.PARAMS``):
+
+    * ``fraction`` (0, 1]: budget ``active_budget(fraction, n_out)`` nodes per sample.
+      At 1.0 the layer hashes nothing and computes exactly what ``dense`` does.
+    * ``family``: ``srp`` | ``srp_sparse`` | ``wta`` | ``dwta``; ``K`` digits per table
+      (bits for srp, ``log2(bin_size)`` bits each for wta), ``L`` tables,
+      ``bin_size`` (wta, a power of 2), ``density`` (srp_sparse).
+    * ``transform``: ``none`` (cosine, as the paper's code) | ``norm_augment`` |
+      ``sign_alsh``; ``pool``: mean-pool blocks of this many coordinates first.
+    * ``policy``: ``union`` | ``histogram`` (paper's code) | ``multiprobe`` with
+      ``probes`` extra buckets per table.
+    * ``capacity`` (int or None for unlimited) and ``replacement`` (``fifo`` |
+      ``reservoir``) of each bucket.
+    * ``shortfall``: when the tables return fewer nodes than the budget, ``keep``
+      fewer or ``pad`` with random nodes; counts of both are in :meth:`selection_stats`.
+    * ``rehash``: ``every`` | ``paper`` | ``exponential`` | ``never`` (see
+      :class:`lshprof.lsh.RehashSchedule`), with ``rehash_every`` batches and
+      ``rehash_growth``; ``rehash_rows``: ``updated`` (rows changed since the last
+      re-hash) or ``all`` (clear and refill every table, as the paper's code);
+      ``new_projections_every``: draw new hash functions every so many batches (0:
+      never; also :meth:`new_projections`).
+    * ``quality``: also compute the full product on every selection and score the
+      chosen set against the exact top-k of the same size and a random set
+      (:meth:`selection_stats`); its MACs go to ``quality``, not to the method.
+    * ``inference``: ``lsh`` (select in inference mode too) or ``dense``.
+
+    The tables are built on the first forward pass (counted as ``rehash``).
+    """
+
+    method = "lsh"
+    PARAMS = {
+        "fraction": 0.05, "family": "srp", "K": 6, "L": 50, "bin_size": 8,
+        "density": 1 / 3, "transform": "none", "pool": 1, "policy": "histogram",
+        "probes": 4, "capacity": 128, "replacement": "fifo", "shortfall": "keep",
+        "rehash": "every", "rehash_every": 50, "rehash_growth": 0.1,
+        "rehash_rows": "updated", "new_projections_every": 0, "quality": False,
+        "inference": "lsh",
+    }
+
+    def __init__(self, n_in: int, n_out: int, **kwargs):
+        super().__init__(n_in, n_out, **kwargs)
+        p = self.params
+        # streams 0 and 1 are the base class's (weights, choices); 2 hashes, 3 quality
+        hash_ss, quality_ss = np.random.SeedSequence(self.seed).spawn(4)[2:]
+        self._hash_rng = np.random.default_rng(hash_ss)
+        self._quality_rng = np.random.default_rng(quality_ss)
+        self.budget = active_budget(p["fraction"], self.n_out)
+        self.pooled_dim = L_.pooled_dims(self.n_in, p["pool"])
+        self.hash_dim = self.pooled_dim + L_.extra_dims(p["transform"])
+        self.hashes: L_.HashFunctions | None = None
+        self.tables: L_.HashTables | None = None
+        self.schedule = L_.RehashSchedule(p["rehash"], p["rehash_every"], p["rehash_growth"])
+        self._dirty = np.zeros(self.n_out, dtype=bool)
+        self._row_sq = np.zeros(self.n_out, dtype=np.float64)
+        self._M = 1.0
+        self._stats = L_.SelectionStats()
+        #: re-hash events and (row, table) insertions made so far
+        self.rehash_count = 0
+        self.rows_rehashed = 0
+
+    def _check_params(self):
+        p, m = self.params, self.method
+        p["fraction"] = _check_fraction("fraction", p["fraction"], m)
+        _check_choice("family", p["family"], L_.FAMILIES, m)
+        _check_choice("transform", p["transform"], L_.TRANSFORMS, m)
+        _check_choice("policy", p["policy"], L_.POLICIES, m)
+        _check_choice("replacement", p["replacement"], L_.REPLACEMENTS, m)
+        _check_choice("shortfall", p["shortfall"], ("keep", "pad"), m)
+        _check_choice("rehash", p["rehash"], L_.SCHEDULES, m)
+        _check_choice("rehash_rows", p["rehash_rows"], ("updated", "all"), m)
+        _check_choice("inference", p["inference"], ("lsh", "dense"), m)
+        p["K"] = _check_int("K", p["K"], m, 1)
+        p["L"] = _check_int("L", p["L"], m, 1)
+        p["bin_size"] = _check_int("bin_size", p["bin_size"], m, 2, 1 << 16)
+        if p["bin_size"] & (p["bin_size"] - 1):
+            raise ConfigError(f"{m}: bin_size must be a power of 2, got {p['bin_size']}")
+        p["pool"] = _check_int("pool", p["pool"], m, 1, self.n_in)
+        p["probes"] = _check_int("probes", p["probes"], m, 0)
+        p["rehash_every"] = _check_int("rehash_every", p["rehash_every"], m, 1)
+        p["new_projections_every"] = _check_int("new_projections_every",
+                                                p["new_projections_every"], m, 0)
+        if p["capacity"] is not None:
+            p["capacity"] = _check_int("capacity", p["capacity"], m, 1)
+        p["density"] = _check_fraction("density", p["density"], m)
+        p["rehash_growth"] = _check_real("rehash_growth", p["rehash_growth"], m)
+        if p["rehash_growth"] < 0:
+            raise ConfigError(f"{m}: rehash_growth must be >= 0, got {p['rehash_growth']}")
+        if not isinstance(p["quality"], bool):
+            raise ConfigError(f"{m}: quality must be true or false, got {p['quality']!r}")
+        bits = p["K"] * (int(math.log2(p["bin_size"])) if p["family"] in ("wta", "dwta") else 1)
+        if bits > L_.MAX_CODE_BITS:
+            raise ConfigError(
+                f"{m}: K={p['K']} gives {bits}-bit codes for family {p['family']!r}; at most "
+                f"{L_.MAX_CODE_BITS} bits fit, lower K"
+            )
+
+    # -- the tables ----------------------------------------------------------------------------
+    @property
+    def dense_mode(self) -> bool:
+        """True when the budget is every node: the layer computes exactly like dense."""
+        return self.budget == self.n_out
+
+    def _new_hashes(self) -> None:
+        p = self.params
+        self.hashes = L_.HashFunctions(p["family"], p["K"], p["L"], self.hash_dim, self._hash_rng,
+                                       bin_size=p["bin_size"], density=p["density"],
+                                       dtype=self.dtype)
+
+    def _ensure_tables(self) -> None:
+        if self.tables is None:
+            self._new_hashes()
+            self.tables = L_.HashTables(self.params["L"], self.n_out, self.params["capacity"],
+                                        self.params["replacement"], self._hash_rng)
+            self._rehash(None)
+
+    def _pooled_rows(self, rows: np.ndarray, cost: "L_.HashCost") -> np.ndarray:
+        W = self.W[rows]
+        pool = self.params["pool"]
+        if pool == 1:
+            return W
+        out = np.empty((rows.size, self.pooled_dim), dtype=self.dtype)
+        K.pool_dense(W, pool, out)
+        cost.adds += rows.size * self.n_in
+        cost.macs += rows.size * self.pooled_dim
+        return out
+
+    def _row_vectors(self, rows: np.ndarray | None, cost: "L_.HashCost"):
+        """``(rows, vectors, full)``: what the tables store for ``rows`` (None: every row,
+        with a new ``M``; ``full`` says every row was done, e.g. because one outgrew ``M``)."""
+        full = rows is None
+        idx = np.arange(self.n_out) if full else rows
+        pooled = self._pooled_rows(idx, cost)
+        tr = self.params["transform"]
+        if tr == "none":
+            return idx, pooled, full
+        u = np.hstack([pooled, self.b[idx, None]]).astype(np.float64)
+        sq = np.einsum("ij,ij->i", u, u)
+        cost.macs += u.size
+        self._row_sq[idx] = sq
+        if full:
+            top = math.sqrt(float(sq.max())) if sq.size else 0.0
+            self._M = top * L_.MIPS_HEADROOM if top > 0 else 1.0
+        elif sq.size and float(sq.max()) > self._M ** 2:
+            return self._row_vectors(None, cost)  # a row outgrew M: every row again
+        inv = 1.0 / self._M
+        if tr == "norm_augment":
+            aug = np.sqrt(np.maximum(0.0, 1.0 - sq * inv * inv))
+            V = np.hstack([u * inv, aug[:, None]])
+            cost.macs += u.size + idx.size
+        else:  # sign_alsh
+            s = L_.ALSH_U * inv
+            n2 = sq * s * s
+            n4 = n2 * n2
+            V = np.hstack([u * s, (0.5 - n2)[:, None], (0.5 - n4)[:, None]])
+            cost.macs += u.size + 2 * idx.size
+        return idx, np.ascontiguousarray(V, dtype=self.dtype), full
+
+    def _rehash(self, rows: np.ndarray | None) -> None:
+        """Hash ``rows`` (None: all, clearing the tables) and update the tables."""
+        cost = L_.HashCost()
+        idx, V, full = self._row_vectors(rows, cost)
+        digits, _, _, c2 = self.hashes.digits(dense=np.ascontiguousarray(V))
+        cost += c2
+        codes = self.hashes.codes(digits)
+        self.rows_rehashed += self.tables.set_codes(idx, codes, clear=full)
+        self.rehash_count += 1
+        self.macs.add("rehash", cost.macs)
+        self.macs.add("rehash_adds", cost.adds)
+        self.macs.add("rehash_compares", cost.compares)
+
+    def new_projections(self) -> None:
+        """Draw new hash functions and rebuild every table (counted as ``rehash``)."""
+        if self.dense_mode:
+            return
+        if self.tables is None:
+            self._ensure_tables()
+            return
+        self._new_hashes()
+        self._rehash(None)
+        self._dirty[:] = False
+
+    def rebuild(self) -> None:
+        """Re-hash every row now and refill every table (counted as ``rehash``)."""
+        if self.dense_mode:
+            return
+        if self.tables is None:
+            self._ensure_tables()
+            return
+        self._rehash(None)
+        self._dirty[:] = False
+
+    # -- selection --------------------------------------------------------------------------------
+    def _query_vectors(self, x: _Input, cost: "L_.HashCost"):
+        p = self.params
+        dense, csr = x.dense, None
+        if x.sparse is not None:
+            s = x.sparse
+            csr = (s.indptr, s.indices, s.values)
+        if p["pool"] > 1:
+            out = np.empty((x.batch, self.pooled_dim), dtype=self.dtype)
+            if csr is not None:
+                K.pool_csr(*csr, self.n_in, p["pool"], out)
+                cost.adds += int(csr[1].shape[0])
+            else:
+                K.pool_dense(dense, p["pool"], out)
+                cost.adds += x.batch * self.n_in
+            cost.macs += x.batch * self.pooled_dim
+            dense, csr = out, None
+        extra = L_.extra_dims(p["transform"])
+        if extra:
+            if csr is not None:
+                ip, ix, vals = csr
+                new_ip = ip + np.arange(ip.size, dtype=np.int64)
+                pos = new_ip[1:] - 1  # the last slot of each row holds the bias entry
+                new_ix = np.empty(ix.size + x.batch, dtype=np.int32)
+                new_v = np.empty(ix.size + x.batch, dtype=self.dtype)
+                keep = np.ones(new_ix.size, dtype=bool)
+                keep[pos] = False
+                new_ix[keep] = ix
+                new_v[keep] = vals
+                new_ix[pos] = self.pooled_dim
+                new_v[pos] = 1.0
+                csr = (new_ip, new_ix, new_v)
+            else:
+                pad = np.zeros((x.batch, extra), dtype=self.dtype)
+                pad[:, 0] = 1.0
+                dense = np.hstack([dense, pad])
+        return (np.ascontiguousarray(dense) if dense is not None else None), csr
+
+    def _choose(self, x, train):
+        p = self.params
+        if self.dense_mode or (not train and p["inference"] == "dense"):
+            return None, None
+        self._ensure_tables()
+        cost = L_.HashCost()
+        dense, csr = self._query_vectors(x, cost)
+        digits, alts, margins, c2 = self.hashes.digits(dense, csr)
+        cost += c2
+        self.macs.add("hash", cost.macs)
+        self.macs.add("hash_adds", cost.adds)
+        self.macs.add("hash_compares", cost.compares)
+        codes = self.hashes.codes(digits)
+        n_probes = p["probes"] if p["policy"] == "multiprobe" else 0
+        probes = self.hashes.probes(codes, digits, alts, margins, n_probes)
+        cnt, idx, qstats = self.tables.query(codes, probes, p["policy"], self.budget)
+        B, k = x.batch, self.budget
+        chosen = int(cnt.sum())
+        short = cnt < k
+        padded = 0
+        rows = idx.reshape(B, k)
+        if p["shortfall"] == "pad" and short.any():
+            rows = rows.copy()
+            for q in np.flatnonzero(short):
+                have = rows[q, :cnt[q]]
+                free = np.setdiff1d(np.arange(self.n_out), have, assume_unique=True)
+                extra = self.rng.choice(free, size=k - cnt[q], replace=False)
+                rows[q] = np.sort(np.concatenate([have, extra]))
+                padded += k - int(cnt[q])
+            cnt = np.full(B, k, dtype=np.int64)
+        indptr = np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64)
+        indices = rows[np.arange(k)[None, :] < cnt[:, None]].astype(np.int32)
+        pattern = ActiveSet(indptr, indices, np.zeros(indices.size, dtype=self.dtype),
+                            self.n_out, check=False)
+        add = L_.SelectionStats(queries=B, chosen=chosen, short_queries=int(short.sum()),
+                                padded=padded, visited=int(qstats[0]), buckets=int(qstats[1]),
+                                empty_buckets=int(qstats[2]))
+        if p["quality"]:
+            add = add + self._measure_quality(x, pattern)
+        self._stats = self._stats + add
+        return pattern, None
+
+    def _measure_quality(self, x: _Input, pattern: ActiveSet) -> "L_.SelectionStats":
+        z2d = x.densified() @ self.W.T
+        z2d += self.b
+        self.macs.add("quality", x.batch * self.n_in * self.n_out)
+        keys = self._quality_rng.random((x.batch, self.n_out))
+        out = np.empty((x.batch, 6), dtype=np.float64)
+        K.selection_quality(np.ascontiguousarray(z2d), pattern.indptr, pattern.indices, keys, out)
+        has_mass = out[:, 5] > 0
+        return L_.SelectionStats(
+            quality_queries=x.batch, mass_queries=int(has_mass.sum()),
+            recall=float(out[:, 0].sum()), mass=float(out[has_mass, 1].sum()),
+            random_recall=float(out[:, 2].sum()), random_mass=float(out[has_mass, 3].sum()),
+            topk_mass=float(out[has_mass, 4].sum()))
+
+    def selection_stats(self) -> "L_.SelectionStats":
+        """Running sums of what the tables returned (and, with ``quality``, how good it was)."""
+        return self._stats
+
+    # -- training hooks -----------------------------------------------------------------------------
+    def backward(self, grad, *, input_grad: bool = True):
+        gx = super().backward(grad, input_grad=input_grad)
+        self._dirty |= self.touched
+        return gx
+
+    def start_epoch(self, epoch: int, n_batches: int) -> None:
+        self.schedule.start_epoch(epoch, n_batches)
+
+    def after_step(self) -> None:
+        """Re-hash on schedule (rows updated since the last re-hash, or all)."""
+        due = self.schedule.step()
+        if self.dense_mode or self.tables is None:
+            return
+        npe = self.params["new_projections_every"]
+        if npe and self.schedule.steps % npe == 0:
+            self.new_projections()
+        elif due:
+            if self.params["rehash_rows"] == "all":
+                self._rehash(None)
+            else:
+                rows = np.flatnonzero(self._dirty)
+                if rows.size:
+                    self._rehash(rows)
+            self._dirty[:] = False
+
+    def memory_bytes(self) -> dict[str, int]:
+        out = super().memory_bytes()
+        out["hash_functions"] = self.hashes.nbytes if self.hashes is not None else 0
+        out["tables"] = self.tables.nbytes if self.tables is not None else 0
+        return out
+
+
 #: method name -> layer class
 LAYERS: dict[str, type[Layer]] = {
-    cls.method: cls for cls in (Dense, Dropout, AdaptiveDropout, WTA, TopK)
+    cls.method: cls for cls in (Dense, Dropout, AdaptiveDropout, WTA, TopK, LSH)
 }
 
 

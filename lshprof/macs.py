@@ -20,7 +20,13 @@ weight pass and again per backward input pass. The *share* a method uses is
 ``total / dense_equivalent``.
 
 Additions that are not multiplications (bias adds, sparse +-1 projections) are
-not MACs; hash phases that only add are counted in ``hash_adds`` / ``rehash_adds``.
+not MACs; hash phases that only add are counted in ``hash_adds`` / ``rehash_adds``,
+and winner-take-all hashes, which only compare, in ``hash_compares`` /
+``rehash_compares``. None of these enter ``total``.
+
+``quality`` counts the MACs of the optional selection-quality measurement of an
+LSH layer (a full product to find the true top-k). It is a cost of measuring,
+not of the method, so it is reported apart and never enters ``total``.
 
 Notation and rules
 ------------------
@@ -44,7 +50,12 @@ Per method, for one training batch (``F = B*n_in*n_out``)::
     adaptive_dropout   F        0         S                 S
     wta                F        0         S                 S
     topk               F        0         S                 S
-    lsh (next issue)   ...      S         S                 S   (+ hash, rehash)
+    lsh                0        S         S                 S   (+ hash, rehash)
+
+For LSH the ``hash`` and ``rehash`` formulas (per hash family, transform and
+pooling) are in :mod:`lshprof.lsh`; the initial table build is counted as
+``rehash`` on the first forward pass. An LSH layer with ``fraction=1`` (or
+``inference="dense"`` in inference mode) hashes nothing and counts like dense.
 
 Adaptive dropout, WTA and top-k compute every pre-activation to decide which
 nodes to keep; the kept values are read from that product, so their
@@ -70,7 +81,8 @@ __all__ = ["PHASES", "MacCounts", "MacCounter", "pair_macs"]
 #: Phases that perform multiply-accumulates, in pipeline order.
 PHASES = ("select", "hash", "rehash", "forward", "backward_input", "backward_weight")
 
-_FIELDS = PHASES + ("dense_equivalent", "hash_adds", "rehash_adds")
+_FIELDS = PHASES + ("dense_equivalent", "hash_adds", "rehash_adds", "hash_compares",
+                    "rehash_compares", "quality")
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,9 @@ class MacCounts:
     dense_equivalent: int = 0
     hash_adds: int = 0
     rehash_adds: int = 0
+    hash_compares: int = 0
+    rehash_compares: int = 0
+    quality: int = 0
 
     @property
     def total(self) -> int:

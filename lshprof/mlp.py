@@ -158,6 +158,10 @@ class EpochStats:
     layer_active_fraction: tuple[float, ...] = field(default=())
     train_wall_s: float = 0.0
     eval_wall_s: float = 0.0
+    #: per layer: what an LSH layer's tables returned this epoch (training passes) and,
+    #: when it measures quality, recall / mass against the exact top-k and a random
+    #: set (:meth:`lshprof.lsh.SelectionStats.summary`); None for other methods
+    layer_selection: tuple[dict | None, ...] = field(default=())
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -167,6 +171,7 @@ class EpochStats:
             "layer_train_macs": [m.as_dict() for m in self.layer_train_macs],
             "layer_active_fraction": list(self.layer_active_fraction),
             "train_wall_s": self.train_wall_s, "eval_wall_s": self.eval_wall_s,
+            "layer_selection": list(self.layer_selection),
         }
 
 
@@ -209,8 +214,12 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
     sparse_out = model.layers[-1].method != "dense"
     history = []
     with limit_threads(threads):
+        n_batches = -(-X.shape[0] // batch_size)
         for epoch in range(1, epochs + 1):
+            for layer in model.layers:
+                layer.start_epoch(epoch - 1, n_batches)
             before = model.macs()
+            sel0 = [layer.selection_stats() for layer in model.layers]
             seen0 = [(layer.samples_seen, layer.active_seen) for layer in model.layers]
             t0 = time.perf_counter_ns()
             order = rng.permutation(X.shape[0])
@@ -229,6 +238,8 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                 correct += ok
             t1 = time.perf_counter_ns()
             mid = model.macs()
+            selection = tuple(None if s0 is None else (layer.selection_stats() - s0).summary()
+                              for layer, s0 in zip(model.layers, sel0))
             active_frac = tuple(
                 (layer.active_seen - a0) / ((layer.samples_seen - s0) * layer.n_out)
                 for layer, (s0, a0) in zip(model.layers, seen0))
@@ -244,6 +255,7 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                 eval_macs=sum((a - m for a, m in zip(after, mid)), MacCounts()),
                 layer_train_macs=layer_train, layer_active_fraction=active_frac,
                 train_wall_s=(t1 - t0) / 1e9, eval_wall_s=(t2 - t1) / 1e9,
+                layer_selection=selection,
             )
             history.append(stats)
             if on_epoch is not None:

@@ -62,7 +62,7 @@ def test_demo_small_run_writes_table_and_json(lshprof_cmd, cli_env, tmp_path):
     assert r.returncode == 0, r.stderr
     data = json.loads(out.read_text())
     labels = [row["method"] for row in data["results"]]
-    assert labels == ["dense", "dropout", "adaptive_dropout", "wta", "wta-lifetime", "topk"]
+    assert labels == ["dense", "dropout", "adaptive_dropout", "wta", "wta-lifetime", "topk", "lsh"]
     for label in labels:
         assert label in r.stdout
     rows = {row["method"]: row for row in data["results"]}

@@ -10,6 +10,19 @@ from ._sparse import (
     forward_sparse_in,
 )
 from ._select import topk_rows, csr_softmax_xent, csr_argmax
+from ._hash import (
+    pack_codes,
+    pm1_csr,
+    pm1_dense,
+    pool_csr,
+    pool_dense,
+    probe_codes,
+    srp_csr,
+    srp_dense,
+    wta_csr,
+    wta_dense,
+)
+from ._tables import HISTOGRAM, MULTIPROBE, UNION, query_tables, selection_quality
 from ._optim import adagrad_momentum_rows, adam_rows, sgd_momentum_rows
 
 __all__ = [
@@ -23,4 +36,19 @@ __all__ = [
     "sgd_momentum_rows",
     "adagrad_momentum_rows",
     "adam_rows",
+    "srp_dense",
+    "srp_csr",
+    "pm1_dense",
+    "pm1_csr",
+    "wta_dense",
+    "wta_csr",
+    "pool_dense",
+    "pool_csr",
+    "pack_codes",
+    "probe_codes",
+    "query_tables",
+    "selection_quality",
+    "UNION",
+    "HISTOGRAM",
+    "MULTIPROBE",
 ]
