@@ -323,7 +323,7 @@ class RehashSchedule:
     ``paper``        the paper's public code: an epoch is cut into 10 chunks and the
                      tables are rebuilt after each chunk of epoch ``e`` (counted from
                      0) while ``e <= 20`` and ``e % (e // 10 + 1) == 0`` (every epoch
-                     up to 9, even epochs from 10 to 20, then never). The trainer
+                     up to 9, then epochs 10, 12, 14, 16 and 18, then never). The trainer
                      tells the layer the epoch and its batch count; without that the
                      layer is in epoch 0 with chunks of ``every`` batches.
     ``never``        the tables keep the initial weights' codes.
