@@ -66,6 +66,38 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also write the per-method results as JSON to PATH")
     demo.set_defaults(func=cmd_demo)
 
+    q = sub.add_parser(
+        "quality", help="score LSH selection against the exact top-k for one layer",
+        description="Train one dense n_in -> n_out ReLU layer briefly on generated data, then "
+                    "let LSH tables of each hash family and policy choose nodes for held-out "
+                    "samples, and report recall of the exact top-k and the activation mass "
+                    "captured, next to a random set of the same size.")
+    q.add_argument("--n-in", type=_positive_int, default=784, help="layer inputs (default 784)")
+    q.add_argument("--n-out", type=_positive_int, default=1000, help="layer nodes (default 1000)")
+    q.add_argument("--fractions", type=_fraction, nargs="+", default=[0.05, 0.1],
+                   help="active fractions (default 0.05 0.1)")
+    q.add_argument("--families", nargs="+", default=["srp", "srp_sparse", "wta", "dwta"],
+                   help="hash families (default: all)")
+    q.add_argument("--policies", nargs="+", default=["union", "histogram", "multiprobe"],
+                   help="selection policies (default: all)")
+    q.add_argument("--K", type=_positive_int, default=6,
+                   help="bits per table for srp and srp_sparse (default 6)")
+    q.add_argument("--wta-K", type=_positive_int, default=2,
+                   help="WTA digits per table for wta and dwta (default 2: 6 bits with bin 8)")
+    q.add_argument("--bin-size", type=_positive_int, default=8, help="WTA bin size (default 8)")
+    q.add_argument("--L", type=_positive_int, default=50, help="tables (default 50)")
+    q.add_argument("--probes", type=int, default=4, help="extra buckets per table for multiprobe (default 4)")
+    q.add_argument("--transform", default="none", help="none, norm_augment or sign_alsh (default none)")
+    q.add_argument("--pool", type=_positive_int, default=1, help="mean-pool block size (default 1: none)")
+    q.add_argument("--train-epochs", type=int, default=1,
+                   help="dense training epochs before scoring (default 1; 0: random weights)")
+    q.add_argument("--n-train", type=_positive_int, default=5000, help="training samples (default 5000)")
+    q.add_argument("--n-queries", type=_positive_int, default=500, help="held-out queries (default 500)")
+    q.add_argument("--seed", type=int, default=0, help="seed for data, weights and hashes (default 0)")
+    q.add_argument("--threads", type=_positive_int, default=1, help="BLAS and numba threads (default 1)")
+    q.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON to PATH")
+    q.set_defaults(func=cmd_quality)
+
     methods = sub.add_parser("methods", help="list the layer methods and their parameters")
     methods.set_defaults(func=cmd_methods)
     return parser
@@ -104,6 +136,12 @@ def cmd_methods(args: argparse.Namespace) -> int:
         table.add_row(name, params, (cls.__doc__ or "").strip().splitlines()[0])
     Console().print(table)
     return 0
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    from ._quality import run_quality
+
+    return run_quality(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ def run(cmd, env, *args, cwd=None):
 def test_help_lists_commands(lshprof_cmd, cli_env):
     r = run(lshprof_cmd, cli_env, "--help")
     assert r.returncode == 0
-    for command in ("demo", "methods"):
+    for command in ("demo", "quality", "methods"):
         assert command in r.stdout
 
 
@@ -98,3 +98,32 @@ def test_bad_arguments_fail_with_one_clear_line(lshprof_cmd, cli_env, tmp_path, 
     assert message in r.stderr
     assert "Traceback" not in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_quality_scores_every_family_and_policy(lshprof_cmd, cli_env, tmp_path):
+    out = tmp_path / "q.json"
+    r = run(lshprof_cmd, cli_env, "quality", "--n-in", "24", "--n-out", "80", "--n-train", "200",
+            "--n-queries", "40", "--train-epochs", "1", "--L", "4", "--K", "3",
+            "--fractions", "0.1", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(out.read_text())["results"]
+    combos = {(row["family"], row["policy"]) for row in rows}
+    assert combos == {(f, p) for f in ("srp", "srp_sparse", "wta", "dwta")
+                      for p in ("union", "histogram", "multiprobe")}
+    for row in rows:
+        assert row["quality_queries"] == 40
+        assert 0.0 <= row["random_recall"] <= 1.0 and 0.0 <= row["recall"] <= 1.0
+        assert row["mass"] <= row["topk_mass"] + 1e-9
+        assert row["family"] in r.stdout
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--families", "md5"], "unknown family 'md5'; valid: srp, srp_sparse, wta, dwta"),
+    (["--policies", "best"], "unknown policy 'best'"),
+    (["--json", "/nonexistent-dir/q.json"], "does not exist"),
+])
+def test_quality_bad_arguments_exit_2(lshprof_cmd, cli_env, args, msg):
+    r = run(lshprof_cmd, cli_env, "quality", "--n-in", "8", "--n-out", "20", "--n-train", "50",
+            "--n-queries", "5", *args)
+    assert r.returncode == 2
+    assert msg in r.stderr and r.stderr.count("\n") == 1

@@ -349,3 +349,24 @@ def test_bad_parameters_name_the_problem(bad, msg):
     with pytest.raises(ConfigError, match=None) as e:
         make_layer("lsh", 24, 10, **bad)
     assert msg in str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_macs_follow_the_table(kind):
+    """forward/backward count S = sum a_b k_b; the build and re-hash count K*L*D per row."""
+    layer = _lsh(24, 60, fraction=0.2, K=3, L=8, seed=0, rehash="every", rehash_every=1)
+    x = _x(kind, 5, 24, "float32", seed=3)
+    a = np.full(5, 24) if kind == "dense" else np.diff(x.indptr)
+    out = layer.forward(x, train=True)
+    S = int(np.dot(a, out.counts()))
+    F = 3 * 8  # hash functions
+    nnz = 5 * 24 if kind == "dense" else x.nnz
+    m = layer.macs.counts()
+    assert (m.select, m.forward, m.hash, m.rehash) == (0, S, F * nnz, 60 * F * 24)
+    layer.backward(out.with_values(np.ones(out.nnz, dtype=np.float32)))
+    m = layer.macs.counts()
+    assert (m.backward_weight, m.backward_input) == (S, S)
+    assert m.dense_equivalent == 3 * 5 * 24 * 60
+    layer.after_step()  # re-hashes exactly the rows the batch touched
+    touched = np.unique(out.indices).size
+    assert layer.macs.counts().rehash == (60 + touched) * F * 24
