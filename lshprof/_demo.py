@@ -9,15 +9,14 @@ never counted in the training time.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 import time
 from typing import Any
 
 import numpy as np
 
+from ._io import check_json_target, write_json_atomic
 from .errors import ConfigError
 
 __all__ = ["demo_methods", "run_demo"]
@@ -62,8 +61,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from .macs import MacCounts
 
     console = Console(stderr=True)
-    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        raise ConfigError(f"--json: folder of {args.json!r} does not exist; create it first")
+    check_json_target(args.json)
     methods = demo_methods(args.fraction)
     if args.methods:
         valid = [label for label, _, _ in methods]
@@ -144,12 +142,8 @@ def run_demo(args: argparse.Namespace) -> int:
         "training on the test set (random recall: a random set of the same size). Times are "
         "wall-clock on this machine, one run, warm-up excluded.")
     if args.json:
-        # write beside the target, then rename: a reader never sees half a file
-        tmp = f"{args.json}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"args": {k: v for k, v in vars(args).items() if k != "func"},
-                       "results": results}, fh, indent=2, default=_jsonable)
-        os.replace(tmp, args.json)
+        write_json_atomic(args.json, {"args": {k: v for k, v in vars(args).items() if k != "func"},
+                                      "results": results})
     return 0
 
 
@@ -174,8 +168,3 @@ def _quality_cells(quality: list) -> list[str]:
         return ["-", "-", "-"]
     return [" / ".join(f"{q[k]:.0%}" for q in quality) for k in ("recall", "mass", "random_recall")]
 
-
-def _jsonable(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    raise TypeError(f"cannot write {type(o).__name__} as JSON")

@@ -12,12 +12,10 @@ the exact top-k of the same size and a random set of the same size.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 
-import numpy as np
 
+from ._io import check_json_target, write_json_atomic
 from .errors import ConfigError
 
 __all__ = ["run_quality"]
@@ -45,8 +43,7 @@ def run_quality(args: argparse.Namespace) -> int:
         bad = [c for c in chosen if c not in valid]
         if bad:
             raise ConfigError(f"unknown {name} {bad[0]!r}; valid: {', '.join(valid)}")
-    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
-        raise ConfigError(f"--json: folder of {args.json!r} does not exist; create it first")
+    check_json_target(args.json)
     console = Console(stderr=True)
     data = gaussian_clusters(args.n_train, args.n_queries, n_features=args.n_in, seed=args.seed)
     with limit_threads(args.threads):
@@ -102,9 +99,6 @@ def run_quality(args: argparse.Namespace) -> int:
               "can hold. With shortfall=keep a query may get fewer nodes than the budget "
               "(chosen/query).")
     if args.json:
-        tmp = f"{args.json}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"args": {k: v for k, v in vars(args).items() if k != "func"},
-                       "results": rows}, fh, indent=2)
-        os.replace(tmp, args.json)
+        write_json_atomic(args.json, {"args": {k: v for k, v in vars(args).items() if k != "func"},
+                                      "results": rows})
     return 0

@@ -750,14 +750,9 @@ class LSH(Layer):
 
     def new_projections(self) -> None:
         """Draw new hash functions and rebuild every table (counted as ``rehash``)."""
-        if self.dense_mode:
-            return
-        if self.tables is None:
-            self._ensure_tables()
-            return
-        self._new_hashes()
-        self._rehash(None)
-        self._dirty[:] = False
+        if self.tables is not None:  # else the first build draws them
+            self._new_hashes()
+        self.rebuild()
 
     def rebuild(self) -> None:
         """Re-hash every row now and refill every table (counted as ``rehash``)."""

@@ -56,6 +56,25 @@ def srp_csr(indptr, indices, values, P, digits, alts, margins):
 
 
 @nb.njit(**NJIT_SERIAL)
+def _pm1_add(acc, j, x, col_ptr, col_fn, col_sign):
+    """Add ``x`` (coordinate ``j``) to every function that uses ``j``, with its sign."""
+    for e in range(col_ptr[j], col_ptr[j + 1]):
+        if col_sign[e] > 0:
+            acc[col_fn[e]] += x
+        else:
+            acc[col_fn[e]] -= x
+
+
+@nb.njit(**NJIT_SERIAL)
+def _sign_digits(acc, drow, arow, mrow):
+    for f in range(acc.shape[0]):
+        bit = 1 if acc[f] >= 0 else 0
+        drow[f] = bit
+        arow[f] = 1 - bit
+        mrow[f] = abs(acc[f])
+
+
+@nb.njit(**NJIT_SERIAL)
 def pm1_dense(X, col_ptr, col_fn, col_sign, n_fn, digits, alts, margins):
     """Sparse +-1 projections stored by coordinate: coordinate ``j`` enters the
     functions ``col_fn[col_ptr[j]:col_ptr[j+1]]`` with signs ``col_sign``. Only
@@ -64,17 +83,8 @@ def pm1_dense(X, col_ptr, col_fn, col_sign, n_fn, digits, alts, margins):
     for v in range(X.shape[0]):
         acc[:] = 0.0
         for j in range(col_ptr.shape[0] - 1):
-            x = X[v, j]
-            for e in range(col_ptr[j], col_ptr[j + 1]):
-                if col_sign[e] > 0:
-                    acc[col_fn[e]] += x
-                else:
-                    acc[col_fn[e]] -= x
-        for f in range(n_fn):
-            bit = 1 if acc[f] >= 0 else 0
-            digits[v, f] = bit
-            alts[v, f] = 1 - bit
-            margins[v, f] = abs(acc[f])
+            _pm1_add(acc, j, X[v, j], col_ptr, col_fn, col_sign)
+        _sign_digits(acc, digits[v], alts[v], margins[v])
 
 
 @nb.njit(**NJIT_SERIAL)
@@ -84,18 +94,8 @@ def pm1_csr(indptr, indices, values, col_ptr, col_fn, col_sign, n_fn, digits, al
     for v in range(indptr.shape[0] - 1):
         acc[:] = 0.0
         for e0 in range(indptr[v], indptr[v + 1]):
-            j = indices[e0]
-            x = values[e0]
-            for e in range(col_ptr[j], col_ptr[j + 1]):
-                if col_sign[e] > 0:
-                    acc[col_fn[e]] += x
-                else:
-                    acc[col_fn[e]] -= x
-        for f in range(n_fn):
-            bit = 1 if acc[f] >= 0 else 0
-            digits[v, f] = bit
-            alts[v, f] = 1 - bit
-            margins[v, f] = abs(acc[f])
+            _pm1_add(acc, indices[e0], values[e0], col_ptr, col_fn, col_sign)
+        _sign_digits(acc, digits[v], alts[v], margins[v])
 
 
 # -- winner-take-all hashing ---------------------------------------------------------------

@@ -9,6 +9,22 @@ from .._config import NJIT_SERIAL
 
 
 @nb.njit(**NJIT_SERIAL)
+def topk_threshold(row, k, tmp):
+    """``(thr, ties)``: the ``k``-th largest value of ``row`` (``1 <= k <= len``) and how
+    many entries equal to it are in the top ``k`` (the lowest-numbered ones).
+    ``tmp`` is scratch space as long as ``row``."""
+    n = row.shape[0]
+    for j in range(n):
+        tmp[j] = row[j]
+    thr = np.partition(tmp, n - k)[n - k]
+    above = 0
+    for j in range(n):
+        if row[j] > thr:
+            above += 1
+    return thr, k - above
+
+
+@nb.njit(**NJIT_SERIAL)
 def topk_rows(z, k, indices):
     """The ``k`` largest entries of each row of ``z``, ascending node order.
 
@@ -18,14 +34,7 @@ def topk_rows(z, k, indices):
     n = z.shape[1]
     tmp = np.empty(n, dtype=z.dtype)
     for r in range(z.shape[0]):
-        for j in range(n):
-            tmp[j] = z[r, j]
-        thr = np.partition(tmp, n - k)[n - k]
-        above = 0
-        for j in range(n):
-            if z[r, j] > thr:
-                above += 1
-        ties = k - above
+        thr, ties = topk_threshold(z[r], k, tmp)
         pos = r * k
         for j in range(n):
             v = z[r, j]

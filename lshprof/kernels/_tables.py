@@ -10,6 +10,7 @@ import numba as nb
 import numpy as np
 
 from .._config import NJIT_SERIAL
+from ._select import topk_threshold
 
 #: policy codes shared with ``lshprof.lsh``
 UNION, HISTOGRAM, MULTIPROBE = 0, 1, 2
@@ -101,17 +102,15 @@ def selection_quality(z, indptr, indices, rand_keys, out):
     mass share, and whether the row has any positive mass (1.0) or not (0.0).
     """
     n = z.shape[1]
-    tmp = np.empty(n, dtype=np.float64)
+    tmp = np.empty(n, dtype=z.dtype)
     in_top = np.zeros(n, dtype=np.bool_)
     for q in range(z.shape[0]):
         a, b = indptr[q], indptr[q + 1]
         k = b - a
         total = 0.0
         for j in range(n):
-            v = z[q, j]
-            tmp[j] = v
-            if v > 0:
-                total += v
+            if z[q, j] > 0:
+                total += z[q, j]
         for j in range(n):
             in_top[j] = False
         if k == 0:
@@ -122,12 +121,7 @@ def selection_quality(z, indptr, indices, rand_keys, out):
             out[q, 4] = 0.0
             out[q, 5] = 1.0 if total > 0 else 0.0
             continue
-        thr = np.partition(tmp, n - k)[n - k]
-        above = 0
-        for j in range(n):
-            if z[q, j] > thr:
-                above += 1
-        ties = k - above
+        thr, ties = topk_threshold(z[q], k, tmp)
         top_mass = 0.0
         for j in range(n):
             v = z[q, j]
