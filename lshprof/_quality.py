@@ -52,8 +52,9 @@ def run_quality(args: argparse.Namespace) -> int:
             train(model, data.X_train, data.y_train, epochs=args.train_epochs, batch_size=32,
                   seed=args.seed)
         W, b = model.layers[0].W, model.layers[0].b
-        console.print(f"quality: {args.n_in} -> {args.n_out} ReLU layer, weights "
-                      f"{'after %d dense epoch(s)' % args.train_epochs if args.train_epochs else 'at initialisation'}, "
+        weights = (f"after {args.train_epochs} dense epoch(s)" if args.train_epochs
+                   else "at initialisation")
+        console.print(f"quality: {args.n_in} -> {args.n_out} ReLU layer, weights {weights}, "
                       f"{args.n_queries} held-out queries, L={args.L}, transform {args.transform}")
         rows = []
         for family in args.families:
