@@ -631,7 +631,6 @@ class LSH(Layer):
         self.tables: L_.HashTables | None = None
         self.schedule = L_.RehashSchedule(p["rehash"], p["rehash_every"], p["rehash_growth"])
         self._dirty = np.zeros(self.n_out, dtype=bool)
-        self._row_sq = np.zeros(self.n_out, dtype=np.float64)
         self._M = 1.0
         self._stats = L_.SelectionStats()
         #: re-hash events and (row, table) insertions made so far
@@ -716,7 +715,6 @@ class LSH(Layer):
         u = np.hstack([pooled, self.b[idx, None]]).astype(np.float64)
         sq = np.einsum("ij,ij->i", u, u)
         cost.macs += u.size
-        self._row_sq[idx] = sq
         if full:
             top = math.sqrt(float(sq.max())) if sq.size else 0.0
             self._M = top * L_.MIPS_HEADROOM if top > 0 else 1.0
@@ -744,9 +742,13 @@ class LSH(Layer):
         codes = self.hashes.codes(digits)
         self.rows_rehashed += self.tables.set_codes(idx, codes, clear=full)
         self.rehash_count += 1
-        self.macs.add("rehash", cost.macs)
-        self.macs.add("rehash_adds", cost.adds)
-        self.macs.add("rehash_compares", cost.compares)
+        self._count("rehash", cost)
+
+    def _count(self, phase: str, cost: "L_.HashCost") -> None:
+        """Add a hashing cost to ``phase`` (``hash`` or ``rehash``) and its adds/compares."""
+        self.macs.add(phase, cost.macs)
+        self.macs.add(f"{phase}_adds", cost.adds)
+        self.macs.add(f"{phase}_compares", cost.compares)
 
     def new_projections(self) -> None:
         """Draw new hash functions and rebuild every table (counted as ``rehash``)."""
@@ -811,9 +813,7 @@ class LSH(Layer):
         dense, csr = self._query_vectors(x, cost)
         digits, alts, margins, c2 = self.hashes.digits(dense, csr)
         cost += c2
-        self.macs.add("hash", cost.macs)
-        self.macs.add("hash_adds", cost.adds)
-        self.macs.add("hash_compares", cost.compares)
+        self._count("hash", cost)
         codes = self.hashes.codes(digits)
         n_probes = p["probes"] if p["policy"] == "multiprobe" else 0
         probes = self.hashes.probes(codes, digits, alts, margins, n_probes)
@@ -845,9 +845,7 @@ class LSH(Layer):
         return pattern, None
 
     def _measure_quality(self, x: _Input, pattern: ActiveSet) -> "L_.SelectionStats":
-        z2d = x.densified() @ self.W.T
-        z2d += self.b
-        self.macs.add("quality", x.batch * self.n_in * self.n_out)
+        z2d = self._preact_full(x, "quality")
         keys = self._quality_rng.random((x.batch, self.n_out))
         out = np.empty((x.batch, 6), dtype=np.float64)
         K.selection_quality(np.ascontiguousarray(z2d), pattern.indptr, pattern.indices, keys, out)
