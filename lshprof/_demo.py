@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._io import check_json_target, write_json_atomic
+from ._io import check_json_target, write_results_json
 from .errors import ConfigError
 
 __all__ = ["demo_methods", "run_demo"]
@@ -142,8 +142,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "training on the test set (random recall: a random set of the same size). Times are "
         "wall-clock on this machine, one run, warm-up excluded.")
     if args.json:
-        write_json_atomic(args.json, {"args": {k: v for k, v in vars(args).items() if k != "func"},
-                                      "results": results})
+        write_results_json(args, results)
     return 0
 
 

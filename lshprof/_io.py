@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["check_json_target", "write_json_atomic"]
+__all__ = ["check_json_target", "write_json_atomic", "write_results_json"]
 
 
 def check_json_target(path: str | None, option: str = "--json") -> None:
@@ -25,6 +25,12 @@ def write_json_atomic(path: str, obj: Any) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(obj, fh, indent=2, default=_jsonable)
     os.replace(tmp, path)
+
+
+def write_results_json(args, results: Any) -> None:
+    """A command's ``--json`` file: its arguments and its results."""
+    write_json_atomic(args.json, {"args": {k: v for k, v in vars(args).items() if k != "func"},
+                                  "results": results})
 
 
 def _jsonable(o):

@@ -15,7 +15,7 @@ import argparse
 import sys
 
 
-from ._io import check_json_target, write_json_atomic
+from ._io import check_json_target, write_results_json
 from .errors import ConfigError
 
 __all__ = ["run_quality"]
@@ -100,6 +100,5 @@ def run_quality(args: argparse.Namespace) -> int:
               "can hold. With shortfall=keep a query may get fewer nodes than the budget "
               "(chosen/query).")
     if args.json:
-        write_json_atomic(args.json, {"args": {k: v for k, v in vars(args).items() if k != "func"},
-                                      "results": rows})
+        write_results_json(args, rows)
     return 0

@@ -9,19 +9,24 @@ from .._config import NJIT_SERIAL
 
 
 @nb.njit(**NJIT_SERIAL)
-def topk_threshold(row, k, tmp):
-    """``(thr, ties)``: the ``k``-th largest value of ``row`` (``1 <= k <= len``) and how
-    many entries equal to it are in the top ``k`` (the lowest-numbered ones).
-    ``tmp`` is scratch space as long as ``row``."""
+def topk_mark(row, k, tmp, mark):
+    """Set ``mark[j]`` for the ``k`` largest entries of ``row`` (``1 <= k <= len``) and clear
+    it elsewhere; ties at the threshold go to the lowest ``j``. ``tmp`` is scratch space
+    as long as ``row``."""
     n = row.shape[0]
     for j in range(n):
         tmp[j] = row[j]
     thr = np.partition(tmp, n - k)[n - k]
-    above = 0
+    ties = k
     for j in range(n):
         if row[j] > thr:
-            above += 1
-    return thr, k - above
+            ties -= 1
+    for j in range(n):
+        v = row[j]
+        take = v > thr or (v == thr and ties > 0)
+        if take and v == thr:
+            ties -= 1
+        mark[j] = take
 
 
 @nb.njit(**NJIT_SERIAL)
@@ -33,14 +38,12 @@ def topk_rows(z, k, indices):
     """
     n = z.shape[1]
     tmp = np.empty(n, dtype=z.dtype)
+    mark = np.empty(n, dtype=np.bool_)
     for r in range(z.shape[0]):
-        thr, ties = topk_threshold(z[r], k, tmp)
+        topk_mark(z[r], k, tmp, mark)
         pos = r * k
         for j in range(n):
-            v = z[r, j]
-            if v > thr or (v == thr and ties > 0):
-                if v == thr:
-                    ties -= 1
+            if mark[j]:
                 indices[pos] = j
                 pos += 1
 

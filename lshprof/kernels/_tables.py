@@ -10,7 +10,7 @@ import numba as nb
 import numpy as np
 
 from .._config import NJIT_SERIAL
-from ._select import topk_threshold
+from ._select import topk_mark
 
 #: policy codes shared with ``lshprof.lsh``
 UNION, HISTOGRAM, MULTIPROBE = 0, 1, 2
@@ -103,7 +103,7 @@ def selection_quality(z, indptr, indices, rand_keys, out):
     """
     n = z.shape[1]
     tmp = np.empty(n, dtype=z.dtype)
-    in_top = np.zeros(n, dtype=np.bool_)
+    in_top = np.empty(n, dtype=np.bool_)
     for q in range(z.shape[0]):
         a, b = indptr[q], indptr[q + 1]
         k = b - a
@@ -111,26 +111,15 @@ def selection_quality(z, indptr, indices, rand_keys, out):
         for j in range(n):
             if z[q, j] > 0:
                 total += z[q, j]
-        for j in range(n):
-            in_top[j] = False
         if k == 0:
-            out[q, 0] = 0.0
-            out[q, 1] = 0.0
-            out[q, 2] = 0.0
-            out[q, 3] = 0.0
-            out[q, 4] = 0.0
+            out[q, :5] = 0.0
             out[q, 5] = 1.0 if total > 0 else 0.0
             continue
-        thr, ties = topk_threshold(z[q], k, tmp)
+        topk_mark(z[q], k, tmp, in_top)
         top_mass = 0.0
         for j in range(n):
-            v = z[q, j]
-            if v > thr or (v == thr and ties > 0):
-                if v == thr:
-                    ties -= 1
-                in_top[j] = True
-                if v > 0:
-                    top_mass += v
+            if in_top[j] and z[q, j] > 0:
+                top_mass += z[q, j]
         hit = 0
         mass = 0.0
         for e in range(a, b):
