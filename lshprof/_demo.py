@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from typing import Any
 
 import numpy as np
@@ -41,16 +40,17 @@ def demo_methods(fraction: float) -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def _train_one(method: str, params: dict, data, args, opt_params):
-    from .mlp import MLP, train
+def _cell_macs(rows) -> "MacCounts":
+    from .macs import PHASES, MacCounts
 
-    model = MLP.build(data.X_train.shape[1], args.hidden, int(data.y_train.max()) + 1,
-                      method=method, params=params, seed=args.seed)
-    history = train(model, data.X_train, data.y_train, epochs=args.epochs,
-                    batch_size=args.batch_size, optimizer=args.optimizer,
-                    optimizer_params=opt_params, X_eval=data.X_test, y_eval=data.y_test,
-                    seed=args.seed, threads=args.threads)
-    return model, history
+    def total(col):
+        return sum(int(r[col]) for r in rows)
+
+    return MacCounts(**{p: total(f"macs_{p}") for p in PHASES},
+                     dense_equivalent=total("macs_dense_equivalent"),
+                     **{f: total(f) for f in ("hash_adds", "rehash_adds", "hash_compares",
+                                              "rehash_compares", "bytes_moved")},
+                     quality=total("macs_quality"))
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -58,7 +58,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from .data import gaussian_clusters
-    from .macs import MacCounts
+    from .runner import Runner
 
     console = Console(stderr=True)
     check_json_target(args.json)
@@ -77,49 +77,56 @@ def run_demo(args: argparse.Namespace) -> int:
         f"hidden {args.hidden}, fraction {args.fraction}, {args.epochs} epochs, batch "
         f"{args.batch_size}, {args.optimizer}, {args.threads} thread(s)")
 
-    # warm-up: one epoch on 8 samples compiles (or loads from cache) a method's kernels
-    warm = argparse.Namespace(**{**vars(args), "epochs": 1})
-    tiny = type(data)(data.X_train[:8], data.y_train[:8], data.X_test[:8], data.y_test[:8])
+    scenario = {"name": "demo", "args": {k: v for k, v in vars(args).items() if k != "func"}}
     results = []
-    for label, method, params in methods:
-        t0 = time.perf_counter()
-        _train_one(method, params, tiny, warm, opt_params)
-        warmup_s = time.perf_counter() - t0
+    with Runner(args.out, scenario=scenario, energy=args.energy, powercap_root=args.powercap_root,
+                energy_model=args.energy_model, idle_s=args.idle_baseline, threads=args.threads,
+                notify=console.print) as runner:
+        source = runner.meter.source
+        for label, method, params in methods:
+            model, rows = runner.run_cell(
+                label, method, params, data, hidden=args.hidden, epochs=args.epochs,
+                batch_size=args.batch_size, seed=args.seed,
+                fraction=None if method == "dense" else args.fraction, optimizer=args.optimizer,
+                optimizer_params=opt_params)
+            train_macs = _cell_macs(rows)
+            n_seen = args.n_train * args.epochs
+            n_hidden = len(model.layers) - 1
+            active = [float(np.mean([r["layer_active_fraction"][i] for r in rows]))
+                      for i in range(n_hidden)]
+            energy = [r.get("energy_j") for r in rows]
+            row = {
+                "method": label,
+                "params": params,
+                "test_accuracy": rows[-1]["eval_accuracy"],
+                "final_loss": rows[-1]["loss"],
+                "hidden_active_fraction_measured": active,
+                "train_macs": train_macs.as_dict(),
+                "train_macs_per_sample": train_macs.total / n_seen,
+                "mac_share_of_dense": train_macs.share,
+                "train_wall_s": sum(r["wall_elapsed_s"] for r in rows),
+                "warmup_wall_s": rows[0]["warmup_s"],
+                "train_energy_j": None if None in energy else sum(energy),
+                "energy_source": source,
+                "selection_quality": _selection_quality(model, data.X_test),
+            }
+            results.append(row)
+            console.print(f"  {label}: test accuracy {row['test_accuracy']:.3f}, "
+                          f"{row['train_wall_s']:.2f} s")
 
-        model, history = _train_one(method, params, data, args, opt_params)
-        train_macs = sum((h.train_macs for h in history), MacCounts())
-        n_seen = args.n_train * args.epochs
-        n_hidden = len(model.layers) - 1
-        active = [float(np.mean([h.layer_active_fraction[i] for h in history]))
-                  for i in range(n_hidden)]
-        quality = _selection_quality(model, data.X_test)
-        row = {
-            "method": label,
-            "params": params,
-            "test_accuracy": history[-1].eval_accuracy,
-            "final_loss": history[-1].loss,
-            "hidden_active_fraction_measured": active,
-            "train_macs": train_macs.as_dict(),
-            "train_macs_per_sample": train_macs.total / n_seen,
-            "mac_share_of_dense": train_macs.share,
-            "train_wall_s": sum(h.train_wall_s for h in history),
-            "warmup_wall_s": warmup_s,
-            "selection_quality": quality,
-        }
-        results.append(row)
-        console.print(f"  {label}: test accuracy {row['test_accuracy']:.3f}, "
-                      f"{row['train_wall_s']:.2f} s")
-
+    energy_col = {"measured": "energy J", "estimated": "energy J (est.)"}.get(source)
     table = Table(title=f"lshprof demo: every method at fraction {args.fraction} "
                         f"({args.threads} thread(s))")
-    for col in ("method", "params", "hidden active", "test acc", "train MACs/sample",
-                "MACs vs dense", "choosing share", "recall", "mass", "random recall", "train s",
-                "warm-up s"):
+    cols = ["method", "params", "hidden active", "test acc", "train MACs/sample", "MACs vs dense",
+            "choosing share", "recall", "mass", "random recall", "train s", "warm-up s"]
+    if energy_col:
+        cols.append(energy_col)
+    for col in cols:
         table.add_column(col, justify="left" if col in ("method", "params") else "right",
                          no_wrap=col != "params")
     for r in results:
         m = r["train_macs"]
-        table.add_row(
+        cells = [
             r["method"],
             ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "-",
             " / ".join(f"{a:.1%}" for a in r["hidden_active_fraction_measured"]),
@@ -130,8 +137,11 @@ def run_demo(args: argparse.Namespace) -> int:
             *_quality_cells(r["selection_quality"]),
             f"{r['train_wall_s']:.2f}",
             f"{r['warmup_wall_s']:.2f}",
-        )
-    out = Console(width=None if sys.stdout.isatty() else 170)
+        ]
+        if energy_col:
+            cells.append(f"{r['train_energy_j']:.3g}")
+        table.add_row(*cells)
+    out = Console(width=None if sys.stdout.isatty() else 180)
     out.print(table)
     out.print(
         "MACs are exact counts of the multiply-accumulates performed in training "
@@ -141,6 +151,14 @@ def run_demo(args: argparse.Namespace) -> int:
         "top-k and the share of positive pre-activation 'mass' captured are measured after "
         "training on the test set (random recall: a random set of the same size). Times are "
         "wall-clock on this machine, one run, warm-up excluded.")
+    if source == "estimated":
+        out.print("Energy is ESTIMATED from a per-operation model of the MACs and bytes moved "
+                  "(lshprof.energy.estimate), not measured.")
+    elif source == "measured":
+        out.print(f"Energy is measured with the {runner.meter.name} backend over each method's "
+                  "training passes.")
+    if args.out:
+        out.print(f"measurements written to {args.out}")
     if args.json:
         write_results_json(args, results)
     return 0

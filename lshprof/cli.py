@@ -34,6 +34,32 @@ def _fraction(text: str) -> float:
     return v
 
 
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0), got {text!r}") from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {v}")
+    return v
+
+
+ENERGY_BACKENDS = ("auto", "powercap", "pyrapl", "estimate", "none")
+
+
+def _add_energy_options(p: argparse.ArgumentParser, *, backend: bool = True) -> None:
+    if backend:
+        p.add_argument("--energy", choices=ENERGY_BACKENDS, default="auto",
+                       help="energy backend (default auto: powercap if readable, else a labelled "
+                            "estimate)")
+    p.add_argument("--powercap-root", metavar="DIR", default=None,
+                   help="powercap sysfs folder (default $LSHPROF_POWERCAP_ROOT or "
+                        "/sys/class/powercap)")
+    p.add_argument("--energy-model", metavar="FILE", default=None,
+                   help="calibrated model for the estimate backend (default $LSHPROF_ENERGY_MODEL "
+                        "or published per-operation figures)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lshprof",
@@ -64,6 +90,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="BLAS and numba threads for every method (default 1)")
     demo.add_argument("--json", metavar="PATH", default=None,
                       help="also write the per-method results as JSON to PATH")
+    demo.add_argument("-o", "--out", metavar="DIR", default=None,
+                      help="also write the measurements as a run folder (run.json, "
+                           "measurements.csv) to DIR")
+    _add_energy_options(demo)
+    demo.add_argument("--idle-baseline", type=_seconds, default=0.0, metavar="SECONDS",
+                      help="measure idle power for SECONDS first and report energy above idle "
+                           "(default 0: off)")
     demo.set_defaults(func=cmd_demo)
 
     q = sub.add_parser(
@@ -100,6 +133,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     methods = sub.add_parser("methods", help="list the layer methods and their parameters")
     methods.set_defaults(func=cmd_methods)
+
+    si = sub.add_parser(
+        "sysinfo", help="print the machine, thread settings and each energy backend's status",
+        description="Print what lshprof records about this machine, the BLAS and numba thread "
+                    "pools as lshprof sets them, and whether each energy backend can measure "
+                    "here (with the reason and the fix when it cannot).")
+    _add_energy_options(si, backend=False)
+    si.add_argument("--threads", type=_positive_int, default=1,
+                    help="thread count to show the pools at (default 1)")
+    si.add_argument("--json", metavar="PATH", default=None, help="also write it as JSON to PATH")
+    si.set_defaults(func=cmd_sysinfo)
+
+    cal = sub.add_parser(
+        "calibrate", help="fit the estimate backend's energy model to RAPL measurements",
+        description="Run workloads of known work (idle, BLAS products, memory copies, layer "
+                    "training) under a measuring backend, fit picojoules per MAC, per byte and "
+                    "static watts, and save the model for --energy estimate --energy-model FILE. "
+                    "Needs readable RAPL counters.")
+    cal.add_argument("-o", "--output", metavar="FILE", default="energy-model.json",
+                     help="model file to write (default energy-model.json)")
+    cal.add_argument("--energy", choices=("powercap", "pyrapl"), default="powercap",
+                     help="measuring backend (default powercap)")
+    _add_energy_options(cal, backend=False)
+    cal.add_argument("--seconds", type=float, default=2.0, help="seconds per workload (default 2)")
+    cal.add_argument("--repeats", type=_positive_int, default=3, help="repeats (default 3)")
+    cal.add_argument("--workloads", nargs="+", default=["idle", "matmul", "stream", "training"],
+                     help="workloads to run (default: all)")
+    cal.add_argument("--threads", type=_positive_int, default=1,
+                     help="BLAS and numba threads (default 1)")
+    cal.set_defaults(func=cmd_calibrate)
     return parser
 
 
@@ -136,6 +199,18 @@ def cmd_methods(args: argparse.Namespace) -> int:
         table.add_row(name, params, (cls.__doc__ or "").strip().splitlines()[0])
     Console().print(table)
     return 0
+
+
+def cmd_sysinfo(args: argparse.Namespace) -> int:
+    from ._sysinfo import run_sysinfo
+
+    return run_sysinfo(args)
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from ._calibrate import run_calibrate
+
+    return run_calibrate(args)
 
 
 def cmd_quality(args: argparse.Namespace) -> int:

@@ -16,3 +16,18 @@ class ConfigError(LshprofError, ValueError):
 
 class InputTypeError(LshprofError, TypeError):
     """An argument of the wrong type or dtype."""
+
+
+class EnergyUnavailable(LshprofError):
+    """An energy backend cannot measure here. ``reason`` is a short code
+    (``not present``, ``permission denied``, ``no zones``, ``not installed``,
+    ``failed``); the message says why and what fixes it."""
+
+    def __init__(self, message: str, reason: str = "failed"):
+        super().__init__(message)
+        self.reason = reason
+
+
+class ResultsError(LshprofError, ValueError):
+    """A results folder or file that cannot be read: missing, corrupt, or of an
+    unknown format version."""

@@ -34,6 +34,7 @@ from . import lsh as L_
 from .active import ActiveSet
 from .errors import ConfigError, InputTypeError
 from .macs import MacCounter, pair_macs
+from .timing import NULL_CLOCK
 
 __all__ = ["Layer", "LAYERS", "ACTIVATIONS", "LSH", "make_layer", "active_budget"]
 
@@ -114,6 +115,7 @@ class _Cache:
     out: ActiveSet
     z: np.ndarray  # pre-activation at the active entries (1-D, nnz)
     scale: Any  # float or array like z: output = act(z) * scale
+    weights_touched: int  # weight entries a sparse kernel reads for this pattern
 
 
 class Layer:
@@ -167,6 +169,8 @@ class Layer:
         self.grad_b = np.zeros_like(self.b)
         self.touched = np.zeros(self.n_out, dtype=bool)
         self.macs = MacCounter()
+        #: where phases are timed (a PhaseClock while a runner times, else a no-op)
+        self.clock = NULL_CLOCK
         #: samples passed forward and active nodes they used (measured activity)
         self.samples_seen = 0
         self.active_seen = 0
@@ -198,6 +202,13 @@ class Layer:
         ``include``: int[B], one node per sample that must be active (the true class
         when this is a sparse output layer).
         """
+        self.clock.push("forward")
+        try:
+            return self._forward(x, train, active, include)
+        finally:
+            self.clock.pop()
+
+    def _forward(self, x, train, active, include) -> ActiveSet:
         xin = self._check_input(x)
         include = self._check_include(include, xin.batch)
         F = xin.batch * self.n_in * self.n_out
@@ -208,7 +219,11 @@ class Layer:
                 pattern = _merge_include(pattern, include)
             z2d = None
         else:
-            pattern, z2d = self._choose(xin, train)
+            self.clock.push("select")
+            try:
+                pattern, z2d = self._choose(xin, train)
+            finally:
+                self.clock.pop()
             if include is not None and pattern is not None:
                 pattern = _merge_include(pattern, include)
 
@@ -220,16 +235,18 @@ class Layer:
             values = ACTIVATIONS[self.activation][0](z2d) * (
                 scale if np.isscalar(scale) else scale.reshape(z2d.shape))
             out = ActiveSet.full(values.astype(self.dtype, copy=False))
+            touched = self.n_in * self.n_out
         else:
+            touched = self._weights_touched(xin, pattern)
             if z2d is not None:
                 rows = np.repeat(np.arange(xin.batch), pattern.counts())
                 z = z2d[rows, pattern.indices]
             else:
-                z = self._preact_pattern(xin, pattern, "forward")
+                z = self._preact_pattern(xin, pattern, "forward", touched)
             scale = self._scale(train, z)
             values = (ACTIVATIONS[self.activation][0](z) * scale).astype(self.dtype, copy=False)
             out = ActiveSet(pattern.indptr, pattern.indices, values, self.n_out, check=False)
-        self._cache = _Cache(xin, out, z, scale) if train else None
+        self._cache = _Cache(xin, out, z, scale, touched) if train else None
         self.samples_seen += xin.batch
         self.active_seen += out.nnz
         return out
@@ -243,6 +260,13 @@ class Layer:
         for a dense input, ``ActiveSet`` with the input's pattern for a sparse one),
         or ``None`` when ``input_grad`` is False.
         """
+        self.clock.push("backward")
+        try:
+            return self._backward(grad, input_grad)
+        finally:
+            self.clock.pop()
+
+    def _backward(self, grad, input_grad: bool):
         c = self._cache
         if c is None:
             raise ConfigError(
@@ -262,6 +286,11 @@ class Layer:
         x = c.x
         F = x.batch * self.n_in * self.n_out
         self.macs.add("dense_equivalent", F * (2 if input_grad else 1))
+        # traffic: dz and x read, gradient rows read and written; W, dz read and gx written
+        T, n_z = c.weights_touched, c.out.nnz
+        n_x = x.batch * self.n_in if c.out.is_full else self._input_entries(x)
+        self.macs.add("bytes_moved", self.dtype.itemsize * (
+            2 * T + n_x + n_z + ((T + n_z + n_x) if input_grad else 0)))
 
         if c.out.is_full:  # every node active: BLAS products
             dz2d = dz.reshape(x.batch, self.n_out)
@@ -337,10 +366,28 @@ class Layer:
         """Every pre-activation by one BLAS product; counts ``B*n_in*n_out`` in ``phase``."""
         z2d = x.densified() @ self.W.T
         z2d += self.b
-        self.macs.add(phase, x.batch * self.n_in * self.n_out)
+        F = x.batch * self.n_in * self.n_out
+        self.macs.add(phase, F)
+        self.macs.add("bytes_moved", self.dtype.itemsize * (
+            self.n_in * self.n_out + x.batch * (self.n_in + self.n_out)))
         return z2d
 
-    def _preact_pattern(self, x: _Input, pattern: ActiveSet, phase: str) -> np.ndarray:
+    def _input_entries(self, x: _Input) -> int:
+        """Input values a kernel reads: every entry of a dense input, the stored ones of a sparse one."""
+        return x.batch * self.n_in if x.sparse is None else x.sparse.nnz
+
+    def _weights_touched(self, x: _Input, pattern: ActiveSet) -> int:
+        """Weight entries a sparse kernel reads for ``pattern``: each (active node, active
+        input) pair of the batch once, ``min(S, U*V)`` with ``U`` distinct active nodes
+        and ``V`` distinct active inputs (the memory-traffic model of :mod:`lshprof.macs`)."""
+        S = pair_macs(x.counts, pattern.counts())
+        U = int(np.count_nonzero(np.bincount(pattern.indices, minlength=self.n_out)))
+        V = self.n_in if x.sparse is None else int(
+            np.count_nonzero(np.bincount(x.sparse.indices, minlength=self.n_in)))
+        return min(S, U * V)
+
+    def _preact_pattern(self, x: _Input, pattern: ActiveSet, phase: str,
+                        touched: int | None = None) -> np.ndarray:
         """Pre-activations of the active entries only (numba); counts ``sum a_b k_b``."""
         z = np.empty(pattern.nnz, dtype=self.dtype)
         if x.sparse is not None:
@@ -350,6 +397,10 @@ class Layer:
         else:
             K.forward_dense_in(x.dense, self.W, self.b, pattern.indptr, pattern.indices, z)
         self.macs.add(phase, pair_macs(x.counts, pattern.counts()))
+        if touched is None:
+            touched = self._weights_touched(x, pattern)
+        self.macs.add("bytes_moved", self.dtype.itemsize * (
+            touched + self._input_entries(x) + pattern.nnz))
         return z
 
     # -- validation ------------------------------------------------------------------------
@@ -742,11 +793,17 @@ class LSH(Layer):
         codes = self.hashes.codes(digits)
         self.rows_rehashed += self.tables.set_codes(idx, codes, clear=full)
         self.rehash_count += 1
+        # traffic: row vectors and hash functions read; codes written, then each table's
+        # sorted arrays rewritten (codes, priorities, sorted codes: int64; order: int32)
+        L, n = self.params["L"], self.n_out
+        cost.bytes_moved += (V.nbytes + self.hashes.nbytes + 8 * codes.size
+                            + L * n * (3 * 8 + 4))
         self._count("rehash", cost)
 
     def _count(self, phase: str, cost: "L_.HashCost") -> None:
         """Add a hashing cost to ``phase`` (``hash`` or ``rehash``) and its adds/compares."""
         self.macs.add(phase, cost.macs)
+        self.macs.add("bytes_moved", cost.bytes_moved)
         self.macs.add(f"{phase}_adds", cost.adds)
         self.macs.add(f"{phase}_compares", cost.compares)
 
@@ -808,16 +865,30 @@ class LSH(Layer):
         p = self.params
         if self.dense_mode or (not train and p["inference"] == "dense"):
             return None, None
-        self._ensure_tables()
-        cost = L_.HashCost()
-        dense, csr = self._query_vectors(x, cost)
-        digits, alts, margins, c2 = self.hashes.digits(dense, csr)
-        cost += c2
+        if self.tables is None:
+            self.clock.push("rehash")
+            try:
+                self._ensure_tables()
+            finally:
+                self.clock.pop()
+        self.clock.push("hash")
+        try:
+            cost = L_.HashCost()
+            dense, csr = self._query_vectors(x, cost)
+            digits, alts, margins, c2 = self.hashes.digits(dense, csr)
+            cost += c2
+            codes = self.hashes.codes(digits)
+            n_probes = p["probes"] if p["policy"] == "multiprobe" else 0
+            probes = self.hashes.probes(codes, digits, alts, margins, n_probes)
+        finally:
+            self.clock.pop()
+        # traffic: query vectors and hash functions read, codes written
+        nq = dense.size if dense is not None else 2 * csr[1].size
+        cost.bytes_moved += self.dtype.itemsize * nq + self.hashes.nbytes + 8 * codes.size
         self._count("hash", cost)
-        codes = self.hashes.codes(digits)
-        n_probes = p["probes"] if p["policy"] == "multiprobe" else 0
-        probes = self.hashes.probes(codes, digits, alts, margins, n_probes)
         cnt, idx, qstats = self.tables.query(codes, probes, p["policy"], self.budget)
+        # traffic: every table entry visited (a node id) and the chosen ids written
+        self.macs.add("bytes_moved", 4 * (int(qstats[0]) + int(cnt.sum())))
         B, k = x.batch, self.budget
         chosen = int(cnt.sum())
         short = cnt < k
@@ -840,7 +911,11 @@ class LSH(Layer):
                                 padded=padded, visited=int(qstats[0]), buckets=int(qstats[1]),
                                 empty_buckets=int(qstats[2]))
         if p["quality"]:
-            add = add + self._measure_quality(x, pattern)
+            self.clock.push("quality")
+            try:
+                add = add + self._measure_quality(x, pattern)
+            finally:
+                self.clock.pop()
         self._stats = self._stats + add
         return pattern, None
 
@@ -861,8 +936,8 @@ class LSH(Layer):
         return self._stats
 
     # -- training hooks -----------------------------------------------------------------------------
-    def backward(self, grad, *, input_grad: bool = True):
-        gx = super().backward(grad, input_grad=input_grad)
+    def _backward(self, grad, input_grad: bool):
+        gx = super()._backward(grad, input_grad)
         self._dirty |= self.touched
         return gx
 
@@ -874,6 +949,13 @@ class LSH(Layer):
         due = self.schedule.step()
         if self.dense_mode or self.tables is None:
             return
+        self.clock.push("rehash")
+        try:
+            self._after_step(due)
+        finally:
+            self.clock.pop()
+
+    def _after_step(self, due: bool) -> None:
         npe = self.params["new_projections_every"]
         if npe and self.schedule.steps % npe == 0:
             self.new_projections()

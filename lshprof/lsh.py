@@ -108,16 +108,18 @@ _POLICY_CODE = {"union": K.UNION, "histogram": K.HISTOGRAM, "multiprobe": K.MULT
 
 @dataclass
 class HashCost:
-    """Work of one hashing call: MACs, additions and comparisons."""
+    """Work of one hashing call: MACs, additions, comparisons and modelled bytes moved."""
 
     macs: int = 0
     adds: int = 0
     compares: int = 0
+    bytes_moved: int = 0
 
     def __iadd__(self, other: "HashCost") -> "HashCost":
         self.macs += other.macs
         self.adds += other.adds
         self.compares += other.compares
+        self.bytes_moved += other.bytes_moved
         return self
 
 

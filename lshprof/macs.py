@@ -28,6 +28,21 @@ and winner-take-all hashes, which only compare, in ``hash_compares`` /
 LSH layer (a full product to find the true top-k). It is a cost of measuring,
 not of the method, so it is reported apart and never enters ``total``.
 
+``bytes_moved`` is a *model* of memory traffic, the input of the ``estimate``
+energy backend (never a measurement): every kernel call is taken to read its
+operands and write its results exactly once (perfect reuse inside a call, none
+across calls), in bytes of the layer's dtype (4 for float32, 4 per node id):
+
+* a BLAS product: the whole weight matrix, its input and its output;
+* a sparse product: ``min(S, U*V)`` weight entries (``U`` distinct active nodes
+  and ``V`` distinct active inputs in the batch), the stored input entries and
+  the active outputs; the weight-gradient pass reads and writes the gradient
+  entries (twice the weight entries), the input-gradient pass reads the weights;
+* an optimizer step: each updated row's weights, gradients and state, read and
+  written;
+* LSH hashing: query vectors, hash functions and codes; a table query reads each
+  bucket entry it visits; a re-hash reads the rows and rewrites the tables.
+
 Notation and rules
 ------------------
 ``B`` samples; ``n_in``, ``n_out`` layer widths; ``k_b`` active outputs of
@@ -82,7 +97,7 @@ __all__ = ["PHASES", "MacCounts", "MacCounter", "pair_macs"]
 PHASES = ("select", "hash", "rehash", "forward", "backward_input", "backward_weight")
 
 _FIELDS = PHASES + ("dense_equivalent", "hash_adds", "rehash_adds", "hash_compares",
-                    "rehash_compares", "quality")
+                    "rehash_compares", "quality", "bytes_moved")
 
 
 @dataclass(frozen=True)
@@ -101,6 +116,7 @@ class MacCounts:
     hash_compares: int = 0
     rehash_compares: int = 0
     quality: int = 0
+    bytes_moved: int = 0
 
     @property
     def total(self) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -19,8 +19,14 @@ from ._threads import limit_threads
 from .active import ActiveSet
 from .errors import ConfigError, InputTypeError
 from .layers import Layer, make_layer
+from .energy import Work
 from .macs import MacCounts
 from .optim import make_optimizer
+from .system import sample_resources, usage_between
+from .timing import NULL_CLOCK, TIME_PHASES, PhaseClock, attached
+
+if TYPE_CHECKING:
+    from .energy import EnergyMeter
 
 __all__ = ["MLP", "EpochStats", "train", "evaluate"]
 
@@ -162,6 +168,19 @@ class EpochStats:
     #: when it measures quality, recall / mass against the exact top-k and a random
     #: set (:meth:`lshprof.lsh.SelectionStats.summary`); None for other methods
     layer_selection: tuple[dict | None, ...] = field(default=())
+    #: exclusive wall time per phase (:data:`lshprof.timing.TIME_PHASES`), seconds,
+    #: of the training passes and of the evaluation pass; JIT time kept apart
+    train_phase_s: dict[str, float] = field(default_factory=dict)
+    eval_phase_s: dict[str, float] = field(default_factory=dict)
+    train_jit_s: float = 0.0
+    eval_jit_s: float = 0.0
+    #: pushes and pops of the phase clock this epoch (its overhead is calls x cost per call)
+    clock_calls: int = 0
+    #: energy of the training passes and of the evaluation pass (None without a meter)
+    train_energy: Any = None
+    eval_energy: Any = None
+    #: CPU utilisation, RSS and frequency over the training passes (None without a meter)
+    train_usage: dict | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -172,7 +191,20 @@ class EpochStats:
             "layer_active_fraction": list(self.layer_active_fraction),
             "train_wall_s": self.train_wall_s, "eval_wall_s": self.eval_wall_s,
             "layer_selection": list(self.layer_selection),
+            "train_phase_s": dict(self.train_phase_s), "eval_phase_s": dict(self.eval_phase_s),
+            "train_jit_s": self.train_jit_s, "eval_jit_s": self.eval_jit_s,
+            "clock_calls": self.clock_calls,
+            "train_energy": _reading_dict(self.train_energy),
+            "eval_energy": _reading_dict(self.eval_energy),
+            "train_usage": self.train_usage,
         }
+
+
+def _reading_dict(r) -> dict | None:
+    if r is None:
+        return None
+    return {"backend": r.backend, "source": r.source, "wall_s": r.wall_s, "energy_j": r.energy_j,
+            "domains": dict(r.domains), "zones": dict(r.zones), "note": r.note}
 
 
 def _check_data(model: MLP, X, y, name: str):
@@ -197,11 +229,18 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
           optimizer: str = "adam", optimizer_params: dict | None = None,
           X_eval: np.ndarray | None = None, y_eval: np.ndarray | None = None,
           seed: int = 0, threads: int | None = None,
-          on_epoch: Callable[[EpochStats], None] | None = None) -> list[EpochStats]:
+          on_epoch: Callable[[EpochStats], None] | None = None,
+          meter: "EnergyMeter | None" = None, timing: bool = True) -> list[EpochStats]:
     """Train ``model`` with mini-batches (size down to 1) and return per-epoch statistics.
 
     ``threads`` limits BLAS and numba threads for the whole run (None leaves them as
     they are); compare methods at the same thread count.
+
+    Every epoch is timed by phase (:mod:`lshprof.timing`; ``timing=False`` detaches
+    the phase clock, to measure its overhead). With an energy ``meter``
+    (:mod:`lshprof.energy`), the training passes and the evaluation pass of each
+    epoch are also measured in joules, and CPU use and memory are sampled around
+    the training passes.
     """
     X, y = _check_data(model, X, y, "train")
     if X_eval is not None:
@@ -213,7 +252,8 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
     rng = np.random.default_rng(seed)
     sparse_out = model.layers[-1].method != "dense"
     history = []
-    with limit_threads(threads):
+    clock = PhaseClock() if timing else NULL_CLOCK
+    with limit_threads(threads), attached(clock, model.layers):
         n_batches = -(-X.shape[0] // batch_size)
         for epoch in range(1, epochs + 1):
             for layer in model.layers:
@@ -221,7 +261,13 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
             before = model.macs()
             sel0 = [layer.selection_stats() for layer in model.layers]
             seen0 = [(layer.samples_seen, layer.active_seen) for layer in model.layers]
+            if meter is not None:
+                usage0 = sample_resources()
+                mark0 = meter.mark()
+            calls0 = clock.calls if timing else 0
+            ns0 = clock.snapshot() if timing else None
             t0 = time.perf_counter_ns()
+            clock.push("other")
             order = rng.permutation(X.shape[0])
             loss_sum = 0.0
             correct = 0
@@ -231,12 +277,19 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                 logits = model.forward(X[idx], train=True, labels=yb if sparse_out else None)
                 loss, grad, ok = model.loss(logits, yb)
                 model.backward(grad)
+                clock.push("update")
                 opt.step()
+                clock.pop()
                 for layer in model.layers:
                     layer.after_step()
                 loss_sum += loss * idx.size
                 correct += ok
+            clock.pop()
             t1 = time.perf_counter_ns()
+            ns1 = clock.snapshot() if timing else None
+            if meter is not None:
+                mark1 = meter.mark()
+                usage = usage_between(usage0, sample_resources())
             mid = model.macs()
             selection = tuple(None if s0 is None else (layer.selection_stats() - s0).summary()
                               for layer, s0 in zip(model.layers, sel0))
@@ -244,18 +297,36 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                 (layer.active_seen - a0) / ((layer.samples_seen - s0) * layer.n_out)
                 for layer, (s0, a0) in zip(model.layers, seen0))
             eval_acc = float("nan")
+            t1e = time.perf_counter_ns()
             if X_eval is not None:
+                clock.push("other")
                 eval_acc = float((model.predict(X_eval) == y_eval).mean())
+                clock.pop()
             t2 = time.perf_counter_ns()
+            ns2 = clock.snapshot() if timing else None
             after = model.macs()
             layer_train = tuple(m - b for m, b in zip(mid, before))
+            train_macs = sum(layer_train, MacCounts())
+            eval_macs = sum((a - m for a, m in zip(after, mid)), MacCounts())
+            energy = {}
+            if meter is not None:
+                mark2 = meter.mark()
+                energy = {"train_energy": meter.interval(mark0, mark1, Work.from_counts(train_macs)),
+                          "eval_energy": meter.interval(mark1, mark2, Work.from_counts(eval_macs)),
+                          "train_usage": usage}
+            if timing:
+                tr = {p: (ns1[p] - ns0[p]) / 1e9 for p in ns1}
+                ev = {p: (ns2[p] - ns1[p]) / 1e9 for p in ns2}
+                energy.update(train_phase_s={p: tr[p] for p in TIME_PHASES},
+                              eval_phase_s={p: ev[p] for p in TIME_PHASES},
+                              train_jit_s=tr["jit"], eval_jit_s=ev["jit"],
+                              clock_calls=clock.calls - calls0)
             stats = EpochStats(
                 epoch=epoch, loss=loss_sum / X.shape[0], train_accuracy=correct / X.shape[0],
-                eval_accuracy=eval_acc, train_macs=sum(layer_train, MacCounts()),
-                eval_macs=sum((a - m for a, m in zip(after, mid)), MacCounts()),
+                eval_accuracy=eval_acc, train_macs=train_macs, eval_macs=eval_macs,
                 layer_train_macs=layer_train, layer_active_fraction=active_frac,
-                train_wall_s=(t1 - t0) / 1e9, eval_wall_s=(t2 - t1) / 1e9,
-                layer_selection=selection,
+                train_wall_s=(t1 - t0) / 1e9, eval_wall_s=(t2 - t1e) / 1e9,
+                layer_selection=selection, **energy,
             )
             history.append(stats)
             if on_epoch is not None:

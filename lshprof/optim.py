@@ -64,6 +64,9 @@ class Optimizer:
             if rows.size:
                 for (P, G), state in zip(zip(_params(layer), _grads(layer)), states):
                     self._update(P, G, state, rows)
+                # traffic: each updated row's weights, gradients and state read and written
+                layer.macs.add("bytes_moved", layer.dtype.itemsize * rows.size
+                               * (layer.n_in + 1) * 2 * (2 + self.n_state))
             layer.touched.fill(False)
 
     def _update(self, P, G, state, rows) -> None:
