@@ -27,9 +27,19 @@ _LAZY = {
     "make_optimizer": "lshprof.optim",
     "OPTIMIZERS": "lshprof.optim",
     "limit_threads": "lshprof._threads",
+    "Runner": "lshprof.runner",
+    "load_results": "lshprof.results",
+    "RunWriter": "lshprof.results",
+    "open_meter": "lshprof.energy",
+    "EnergyReading": "lshprof.energy",
+    "EnergyModel": "lshprof.energy.estimate",
+    "PhaseClock": "lshprof.timing",
+    "TIME_PHASES": "lshprof.timing",
     "LshprofError": "lshprof.errors",
     "ConfigError": "lshprof.errors",
     "InputTypeError": "lshprof.errors",
+    "EnergyUnavailable": "lshprof.errors",
+    "ResultsError": "lshprof.errors",
 }
 
 __all__ = ["__version__", *_LAZY]

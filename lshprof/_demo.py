@@ -40,7 +40,7 @@ def demo_methods(fraction: float) -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def _cell_macs(rows) -> "MacCounts":
+def _cell_macs(rows):
     from .macs import PHASES, MacCounts
 
     def total(col):

@@ -48,11 +48,15 @@ def utc_now() -> str:
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _json_default(o):
@@ -73,8 +77,8 @@ def _cell(v: Any) -> str:
         return ""
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, float):
-        return "" if math.isnan(v) else repr(v)
+    if isinstance(v, float):  # numpy float64 too
+        return "" if math.isnan(v) else repr(float(v))
     if isinstance(v, (dict, list, tuple)):
         return json.dumps(v, sort_keys=True, default=_json_default)
     if hasattr(v, "item"):  # numpy scalar
@@ -103,6 +107,7 @@ class RunWriter:
                 raise ResultsError(f"{self.folder} already holds a run; choose another output "
                                    "folder, delete this one, or resume it")
             old = read_run(self.folder)
+            old.pop("error", None)
             self.meta = {**old, **meta, "started_at": old.get("started_at"),
                          "resumed_at": [*old.get("resumed_at", []), utc_now()]}
             if self.table_path.exists():
@@ -211,6 +216,15 @@ def _version() -> str:
     return __version__
 
 
+def _ends_with_newline(path: Path) -> bool:
+    size = path.stat().st_size
+    if size == 0:
+        return True
+    with open(path, "rb") as fh:
+        fh.seek(size - 1)
+        return fh.read(1) == b"\n"
+
+
 def _discover(paths: Sequence[str | os.PathLike]) -> list[Path]:
     folders: list[Path] = []
     for p in paths:
@@ -258,7 +272,11 @@ def load_results(path: str | os.PathLike | Sequence[str | os.PathLike], *,
                                    f"{meta['rows']} rows")
             continue
         try:
-            df = pd.read_csv(table)
+            if not _ends_with_newline(table):  # lshprof ends every table with one
+                raise ResultsError(f"{table} is truncated (its last row is cut off); "
+                                   "the run was damaged after it was written")
+            # only empty cells are missing: a string such as "NA" or "None" stays a string
+            df = pd.read_csv(table, keep_default_na=False, na_values=[""])
         except pd.errors.EmptyDataError:
             raise ResultsError(f"{table} is empty or corrupt (no header)") from None
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:

@@ -131,7 +131,8 @@ class Runner:
                  powercap_root: str | None = None, energy_model: Any = None, idle_s: float = 0.0,
                  threads: int = 1, resume: bool = False,
                  notify: Callable[[str], None] | None = None):
-        if isinstance(idle_s, bool) or not isinstance(idle_s, (int, float)) or idle_s < 0:
+        if (isinstance(idle_s, bool) or not isinstance(idle_s, (int, float))
+                or not math.isfinite(idle_s) or idle_s < 0):
             raise ConfigError(f"idle baseline seconds must be >= 0, got {idle_s!r}")
         self.out = out
         self.scenario = dict(scenario or {})
