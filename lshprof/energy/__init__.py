@@ -38,6 +38,10 @@ class NoEnergy(EnergyMeter):
         return EnergyReading("none", "none", (end.t_ns - start.t_ns) / 1e9, None,
                              note="energy not measured (backend 'none')")
 
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "source": self.source,
+                "summary": "no energy figure (energy columns stay empty)"}
+
 
 def _make(name: str, powercap_root: str | None, model: Any) -> EnergyMeter:
     if name == "powercap":
