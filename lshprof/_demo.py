@@ -141,7 +141,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if energy_col:
             cells.append(f"{r['train_energy_j']:.3g}")
         table.add_row(*cells)
-    out = Console(width=None if sys.stdout.isatty() else 180)
+    out = Console(width=None if sys.stdout.isatty() else 200)
     out.print(table)
     out.print(
         "MACs are exact counts of the multiply-accumulates performed in training "
