@@ -14,34 +14,31 @@ from . import __version__
 EXIT_USAGE = 2
 
 
-def _positive_int(text: str) -> int:
+def _number(text: str, convert, ok, expect: str):
+    """An argparse value: ``convert(text)``, accepted when ``ok`` says so."""
     try:
-        v = int(text)
+        v = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+        raise argparse.ArgumentTypeError(f"expected {expect}, got {text!r}") from None
+    if not ok(v):
+        raise argparse.ArgumentTypeError(f"expected {expect}, got {v}")
     return v
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v >= 1, "a positive integer")
 
 
 def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0.0 < v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {v}")
-    return v
+    return _number(text, float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
 
 
 def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0), got {text!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {v}")
-    return v
+    return _number(text, float, lambda v: 0.0 <= v < float("inf"), "seconds (a number >= 0)")
+
+
+def _positive_seconds(text: str) -> float:
+    return _number(text, float, lambda v: 0.0 < v < float("inf"), "seconds (a number > 0)")
 
 
 ENERGY_BACKENDS = ("auto", "powercap", "pyrapl", "estimate", "none")
@@ -156,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--energy", choices=("powercap", "pyrapl"), default="powercap",
                      help="measuring backend (default powercap)")
     _add_energy_options(cal, backend=False)
-    cal.add_argument("--seconds", type=float, default=2.0, help="seconds per workload (default 2)")
+    cal.add_argument("--seconds", type=_positive_seconds, default=2.0, help="seconds per workload (default 2)")
     cal.add_argument("--repeats", type=_positive_int, default=3, help="repeats (default 3)")
     cal.add_argument("--workloads", nargs="+", default=["idle", "matmul", "stream", "training"],
                      help="workloads to run (default: all)")

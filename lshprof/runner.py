@@ -64,18 +64,15 @@ def epoch_row(stats, cell: dict[str, Any], *, clock_cost_ns: float | None = None
     row.update(epoch=stats.epoch, loss=stats.loss, train_accuracy=stats.train_accuracy,
                eval_accuracy=stats.eval_accuracy)
     # time
-    if stats.train_phase_s:
-        row["wall_total_s"] = sum(stats.train_phase_s.values())
-        for p in TIME_PHASES:
-            row[f"wall_{p}_s"] = stats.train_phase_s[p]
-        row["jit_s"] = stats.train_jit_s
-    row["wall_elapsed_s"] = stats.train_wall_s
-    if stats.eval_phase_s:
-        row["eval_wall_total_s"] = sum(stats.eval_phase_s.values())
-        for p in TIME_PHASES:
-            row[f"eval_wall_{p}_s"] = stats.eval_phase_s[p]
-        row["eval_jit_s"] = stats.eval_jit_s
-    row["eval_wall_elapsed_s"] = stats.eval_wall_s
+    for prefix, phase_s, jit_s, elapsed_s in (
+            ("", stats.train_phase_s, stats.train_jit_s, stats.train_wall_s),
+            ("eval_", stats.eval_phase_s, stats.eval_jit_s, stats.eval_wall_s)):
+        if phase_s:
+            row[f"{prefix}wall_total_s"] = sum(phase_s.values())
+            for p in TIME_PHASES:
+                row[f"{prefix}wall_{p}_s"] = phase_s[p]
+            row[f"{prefix}jit_s"] = jit_s
+        row[f"{prefix}wall_elapsed_s"] = elapsed_s
     # work
     for p in PHASES:
         row[f"macs_{p}"] = getattr(m, p)

@@ -6,6 +6,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from lshprof.results import load_results, read_run
 
 
@@ -125,3 +127,23 @@ def test_ctrl_c_keeps_finished_rows_and_marks_the_run(lshprof_cmd, cli_env, tmp_
     assert len(df) >= 2 and (df["run_status"] == "interrupted").all()
     assert list(df["epoch"]) == list(range(1, len(df) + 1))
     assert load_results(out, complete_only=True).empty
+
+
+def test_demo_with_a_missing_energy_model_fails_cleanly(lshprof_cmd, cli_env, tmp_path):
+    out = tmp_path / "run"
+    r = run(lshprof_cmd, cli_env, "demo", *SMALL, "--energy", "estimate", "--energy-model",
+            str(tmp_path / "nope.json"), "-o", str(out))
+    assert r.returncode == 2
+    last = r.stderr.strip().splitlines()[-1]
+    assert "energy model file" in last and "not found" in last and "lshprof calibrate" in last
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args,match", [
+    (["calibrate", "--seconds", "0"], "--seconds"),
+    (["demo", "--idle-baseline", "-1"], "--idle-baseline"),
+    (["demo", "--energy", "rapl"], "--energy"),
+])
+def test_bad_measuring_options_are_usage_errors(lshprof_cmd, cli_env, args, match):
+    r = run(lshprof_cmd, cli_env, *args)
+    assert r.returncode == 2 and match in r.stderr
