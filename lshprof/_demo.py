@@ -40,25 +40,12 @@ def demo_methods(fraction: float) -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-def _cell_macs(rows):
-    from .macs import PHASES, MacCounts
-
-    def total(col):
-        return sum(int(r[col]) for r in rows)
-
-    return MacCounts(**{p: total(f"macs_{p}") for p in PHASES},
-                     dense_equivalent=total("macs_dense_equivalent"),
-                     **{f: total(f) for f in ("hash_adds", "rehash_adds", "hash_compares",
-                                              "rehash_compares", "bytes_moved")},
-                     quality=total("macs_quality"))
-
-
 def run_demo(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
     from .data import gaussian_clusters
-    from .runner import Runner
+    from .runner import Runner, rows_macs
 
     console = Console(stderr=True)
     check_json_target(args.json)
@@ -89,7 +76,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size, seed=args.seed,
                 fraction=None if method == "dense" else args.fraction, optimizer=args.optimizer,
                 optimizer_params=opt_params)
-            train_macs = _cell_macs(rows)
+            train_macs = rows_macs(rows)
             n_seen = args.n_train * args.epochs
             n_hidden = len(model.layers) - 1
             active = [float(np.mean([r["layer_active_fraction"][i] for r in rows]))

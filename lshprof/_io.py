@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["check_json_target", "write_json_atomic", "write_results_json"]
+__all__ = ["check_json_target", "write_text_atomic", "write_json_atomic", "write_results_json",
+           "json_default"]
 
 
 def check_json_target(path: str | None, option: str = "--json") -> None:
@@ -19,12 +21,26 @@ def check_json_target(path: str | None, option: str = "--json") -> None:
         raise ConfigError(f"{option}: folder of {path!r} does not exist; create it first")
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
-    """Write ``obj`` as JSON beside ``path`` and rename it: a reader never sees half a file."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, default=_jsonable)
-    os.replace(tmp, path)
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to a hidden temporary file beside ``path``, flush it to disk and
+    rename it over ``path``: a reader never sees half a file, and a failed write
+    leaves the old file and no temporary behind."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON with :func:`write_text_atomic`."""
+    write_text_atomic(path, json.dumps(obj, indent=2, default=json_default) + "\n")
 
 
 def write_results_json(args, results: Any) -> None:
@@ -33,7 +49,12 @@ def write_results_json(args, results: Any) -> None:
                                   "results": results})
 
 
-def _jsonable(o):
+def json_default(o):
+    """JSON for numpy scalars and arrays, sets and tuples (as lists)."""
     if isinstance(o, np.generic):
         return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, tuple)):
+        return list(o)
     raise TypeError(f"cannot write {type(o).__name__} as JSON")

@@ -41,12 +41,11 @@ def _positive_seconds(text: str) -> float:
     return _number(text, float, lambda v: 0.0 < v < float("inf"), "seconds (a number > 0)")
 
 
-ENERGY_BACKENDS = ("auto", "powercap", "pyrapl", "estimate", "none")
-
-
 def _add_energy_options(p: argparse.ArgumentParser, *, backend: bool = True) -> None:
     if backend:
-        p.add_argument("--energy", choices=ENERGY_BACKENDS, default="auto",
+        from .energy import BACKENDS  # light: no numba
+
+        p.add_argument("--energy", choices=BACKENDS, default="auto",
                        help="energy backend (default auto: powercap if readable, else a labelled "
                             "estimate)")
     p.add_argument("--powercap-root", metavar="DIR", default=None,

@@ -194,17 +194,11 @@ class EpochStats:
             "train_phase_s": dict(self.train_phase_s), "eval_phase_s": dict(self.eval_phase_s),
             "train_jit_s": self.train_jit_s, "eval_jit_s": self.eval_jit_s,
             "clock_calls": self.clock_calls,
-            "train_energy": _reading_dict(self.train_energy),
-            "eval_energy": _reading_dict(self.eval_energy),
+            "train_energy": None if self.train_energy is None else self.train_energy.as_dict(),
+            "eval_energy": None if self.eval_energy is None else self.eval_energy.as_dict(),
             "train_usage": self.train_usage,
         }
 
-
-def _reading_dict(r) -> dict | None:
-    if r is None:
-        return None
-    return {"backend": r.backend, "source": r.source, "wall_s": r.wall_s, "energy_j": r.energy_j,
-            "domains": dict(r.domains), "zones": dict(r.zones), "note": r.note}
 
 
 def _check_data(model: MLP, X, y, name: str):
@@ -308,16 +302,16 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
             layer_train = tuple(m - b for m, b in zip(mid, before))
             train_macs = sum(layer_train, MacCounts())
             eval_macs = sum((a - m for a, m in zip(after, mid)), MacCounts())
-            energy = {}
+            measured = {}  # energy, usage and phase times, when measured
             if meter is not None:
                 mark2 = meter.mark()
-                energy = {"train_energy": meter.interval(mark0, mark1, Work.from_counts(train_macs)),
+                measured = {"train_energy": meter.interval(mark0, mark1, Work.from_counts(train_macs)),
                           "eval_energy": meter.interval(mark1, mark2, Work.from_counts(eval_macs)),
                           "train_usage": usage}
             if timing:
                 tr = {p: (ns1[p] - ns0[p]) / 1e9 for p in ns1}
                 ev = {p: (ns2[p] - ns1[p]) / 1e9 for p in ns2}
-                energy.update(train_phase_s={p: tr[p] for p in TIME_PHASES},
+                measured.update(train_phase_s={p: tr[p] for p in TIME_PHASES},
                               eval_phase_s={p: ev[p] for p in TIME_PHASES},
                               train_jit_s=tr["jit"], eval_jit_s=ev["jit"],
                               clock_calls=clock.calls - calls0)
@@ -326,7 +320,7 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                 eval_accuracy=eval_acc, train_macs=train_macs, eval_macs=eval_macs,
                 layer_train_macs=layer_train, layer_active_fraction=active_frac,
                 train_wall_s=(t1 - t0) / 1e9, eval_wall_s=(t2 - t1e) / 1e9,
-                layer_selection=selection, **energy,
+                layer_selection=selection, **measured,
             )
             history.append(stats)
             if on_epoch is not None:

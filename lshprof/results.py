@@ -30,6 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from ._io import json_default, write_json_atomic, write_text_atomic
 from .errors import ResultsError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "RUN_FILE", "TABLE_FILE", "RunWriter", "load_results",
@@ -46,31 +47,6 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (set, tuple)):
-        return list(o)
-    raise TypeError(f"cannot write {type(o).__name__} to run.json")
-
-
 def _cell(v: Any) -> str:
     """A CSV cell: numbers at full precision, None as empty, containers as JSON."""
     if v is None:
@@ -80,7 +56,7 @@ def _cell(v: Any) -> str:
     if isinstance(v, float):  # numpy float64 too
         return "" if math.isnan(v) else repr(float(v))
     if isinstance(v, (dict, list, tuple)):
-        return json.dumps(v, sort_keys=True, default=_json_default)
+        return json.dumps(v, sort_keys=True, default=json_default)
     if hasattr(v, "item"):  # numpy scalar
         return _cell(v.item())
     return str(v)
@@ -131,8 +107,7 @@ class RunWriter:
 
     # -- writing ------------------------------------------------------------------------------
     def _write_meta(self) -> None:
-        _write_atomic(self.run_path, json.dumps(self.meta, indent=2, sort_keys=False,
-                                                default=_json_default) + "\n")
+        write_json_atomic(self.run_path, self.meta)
 
     def add_row(self, row: dict[str, Any]) -> None:
         """Append one finished row and rewrite the table (atomically) at once."""
@@ -149,7 +124,7 @@ class RunWriter:
         w = csv.DictWriter(buf, fieldnames=self.columns, restval="", lineterminator="\n")
         w.writeheader()
         w.writerows(self.rows)
-        _write_atomic(self.table_path, buf.getvalue())
+        write_text_atomic(self.table_path, buf.getvalue())
         self.meta["rows"] = len(self.rows)
         self._write_meta()
 

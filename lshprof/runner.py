@@ -35,9 +35,13 @@ from .results import RunWriter, utc_now
 from .system import machine_info, sample_resources, thread_info, usage_between
 from .timing import TIME_PHASES, clock_overhead_ns
 
-__all__ = ["Runner", "epoch_row"]
+__all__ = ["Runner", "epoch_row", "rows_macs", "MAC_COLUMNS"]
 
-_EXTRA_COUNTS = ("hash_adds", "rehash_adds", "hash_compares", "rehash_compares")
+#: MacCounts field -> measurements column (the training passes)
+MAC_COLUMNS = {**{p: f"macs_{p}" for p in PHASES}, "dense_equivalent": "macs_dense_equivalent",
+               "hash_adds": "hash_adds", "rehash_adds": "rehash_adds",
+               "hash_compares": "hash_compares", "rehash_compares": "rehash_compares",
+               "quality": "macs_quality", "bytes_moved": "bytes_moved"}
 
 
 def _reading_columns(prefix: str, r: EnergyReading | None, idle_w: float | None) -> dict[str, Any]:
@@ -74,15 +78,10 @@ def epoch_row(stats, cell: dict[str, Any], *, clock_cost_ns: float | None = None
             row[f"{prefix}jit_s"] = jit_s
         row[f"{prefix}wall_elapsed_s"] = elapsed_s
     # work
-    for p in PHASES:
-        row[f"macs_{p}"] = getattr(m, p)
+    for f, col in MAC_COLUMNS.items():
+        row[col] = getattr(m, f)
     row["macs_total"] = m.total
-    row["macs_dense_equivalent"] = m.dense_equivalent
     row["mac_share"] = m.share
-    for f in _EXTRA_COUNTS:
-        row[f] = getattr(m, f)
-    row["macs_quality"] = m.quality
-    row["bytes_moved"] = m.bytes_moved
     row["eval_macs_total"] = e.total
     row["eval_macs_dense_equivalent"] = e.dense_equivalent
     row["eval_bytes_moved"] = e.bytes_moved
@@ -106,6 +105,12 @@ def epoch_row(stats, cell: dict[str, Any], *, clock_cost_ns: float | None = None
         row["instrumentation_share"] = (row["instrumentation_s"] / stats.train_wall_s
                                         if stats.train_wall_s > 0 else math.nan)
     return row
+
+
+def rows_macs(rows) -> MacCounts:
+    """The training MACs of ``rows`` (measurement rows), summed: the inverse of
+    :func:`epoch_row`'s work columns."""
+    return MacCounts(**{f: sum(int(r[col]) for r in rows) for f, col in MAC_COLUMNS.items()})
 
 
 class Runner:

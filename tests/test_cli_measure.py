@@ -1,7 +1,6 @@
 """The measuring commands as a user runs them: sysinfo, calibrate, and demo writing a run folder."""
 
 import json
-import os
 import signal
 import subprocess
 import time
@@ -9,27 +8,18 @@ import time
 import pytest
 
 from lshprof.results import load_results, read_run
+from test_energy_powercap import make_tree
 
 
 def run(cmd, env, *args, timeout=300):
     return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
-def fake_rapl(root):
+def fake_rapl(tmp_path):
     """A one-socket powercap tree: package-0 with a core subzone, and dram."""
-    for zone, name, uj in (("intel-rapl:0", "package-0", 5_000_000),
-                           ("intel-rapl:0/intel-rapl:0:0", "core", 2_000_000),
-                           ("intel-rapl:0/intel-rapl:0:1", "dram", 1_000_000)):
-        d = root / zone
-        d.mkdir(parents=True)
-        (d / "name").write_text(name + "\n")
-        (d / "energy_uj").write_text(f"{uj}\n")
-        (d / "max_energy_range_uj").write_text("262143328850\n")
-    os.symlink(root / "intel-rapl:0" / "intel-rapl:0:0", root / "intel-rapl:0:0")
-    os.symlink(root / "intel-rapl:0" / "intel-rapl:0:1", root / "intel-rapl:0:1")
-    (root / "intel-rapl").mkdir()
-    (root / "intel-rapl" / "enabled").write_text("1\n")
-    return root
+    return make_tree(tmp_path, [("intel-rapl:0", "package-0", 5_000_000),
+                                ("intel-rapl:0:0", "core", 2_000_000),
+                                ("intel-rapl:0:1", "dram", 1_000_000)]).root
 
 
 SMALL = ["--n-train", "200", "--n-test", "50", "--epochs", "2", "--hidden", "32",
@@ -53,7 +43,7 @@ def test_sysinfo_reports_each_backend_and_why(lshprof_cmd, cli_env, tmp_path):
 
 
 def test_sysinfo_sees_a_readable_tree(lshprof_cmd, cli_env, tmp_path):
-    root = fake_rapl(tmp_path / "powercap")
+    root = fake_rapl(tmp_path)
     r = run(lshprof_cmd, cli_env, "sysinfo", "--powercap-root", str(root))
     assert r.returncode == 0, r.stderr
     assert "package-0" in r.stdout and "dram" in r.stdout

@@ -74,6 +74,11 @@ class EnergyReading:
     zones: Mapping[str, float] = field(default_factory=dict)
     note: str = ""
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "source": self.source, "wall_s": self.wall_s,
+                "energy_j": self.energy_j, "domains": dict(self.domains),
+                "zones": dict(self.zones), "note": self.note}
+
     @property
     def power_w(self) -> float | None:
         """Mean power over the interval (None without a figure or a duration)."""
