@@ -40,6 +40,7 @@ _LAZY = {
     "InputTypeError": "lshprof.errors",
     "EnergyUnavailable": "lshprof.errors",
     "ResultsError": "lshprof.errors",
+    "DataError": "lshprof.errors",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from . import __version__
+from .errors import LshprofError
 
 EXIT_USAGE = 2
 
@@ -31,6 +32,10 @@ def _positive_int(text: str) -> int:
 
 def _fraction(text: str) -> float:
     return _number(text, float, lambda v: 0.0 < v <= 1.0, "a number in (0, 1]")
+
+
+def _seed(text: str) -> int:
+    return _number(text, int, lambda v: v >= 0, "a seed (an integer >= 0)")
 
 
 def _seconds(text: str) -> float:
@@ -127,6 +132,59 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", metavar="PATH", default=None, help="also write the results as JSON to PATH")
     q.set_defaults(func=cmd_quality)
 
+    run = sub.add_parser(
+        "run", help="run a scenario: train every method of its sweep, measure, write results",
+        description="Read a scenario (a built-in name or a TOML file; default quickstart), "
+                    "check it, build the data, then train and evaluate every cell of its sweep "
+                    "(method x fraction x seed x threads) with exact MAC counts, phase times "
+                    "and energy, writing each epoch's row as it ends. Re-running into the same "
+                    "folder (-o) skips finished cells.")
+    run.add_argument("scenario", nargs="?", default=None, metavar="SCENARIO",
+                     help="built-in scenario name (see lshprof scenarios) or a .toml file "
+                          "(default quickstart)")
+    run.add_argument("-o", "--out", metavar="DIR", default=None,
+                     help="run folder (default runs/NAME-TIME); an existing run of the same "
+                          "settings is resumed")
+    from .energy import BACKENDS
+
+    run.add_argument("--energy", choices=BACKENDS, default=None,
+                     help="energy backend, instead of the scenario's")
+    run.add_argument("--threads", type=_positive_int, default=None,
+                     help="BLAS and numba threads for every cell (replaces a thread sweep)")
+    run.add_argument("--seeds", type=_seed, nargs="+", default=None,
+                     help="model seeds, instead of the scenario's")
+    run.add_argument("--epochs", type=_positive_int, default=None,
+                     help="epochs, instead of the scenario's")
+    run.add_argument("--fractions", type=_fraction, nargs="+", default=None,
+                     help="active fractions, instead of the scenario's")
+    run.add_argument("--methods", nargs="+", default=None, metavar="LABEL",
+                     help="run only these methods of the scenario")
+    run.add_argument("--quick", action="store_true",
+                     help="a reduced size for a smoke run: the scenario's [quick] table and "
+                          "smaller data")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress output: only the final table and errors (for CI)")
+    _add_energy_options(run, backend=False)
+    run.add_argument("--idle-baseline", type=_seconds, default=None, metavar="SECONDS",
+                     help="seconds of idle power measured first, instead of the scenario's")
+    run.set_defaults(func=cmd_run)
+
+    sc = sub.add_parser(
+        "scenarios", help="list the built-in scenarios, or print one",
+        description="List the scenarios that ship with lshprof (one line each), print one "
+                    "(to copy and edit), or print the JSON Schema of scenario files.")
+    sc.add_argument("name", nargs="?", default=None,
+                    help="print this built-in scenario's file")
+    sc.add_argument("--check", metavar="FILE", nargs="+", default=None,
+                    help="check scenario files (or names) and report the first mistake in each")
+    sc.add_argument("--schema", action="store_true",
+                    help="print the JSON Schema of a scenario file")
+    sc.set_defaults(func=cmd_scenarios)
+
+    from .data._cli import add_parser as add_data_parser
+
+    add_data_parser(sub)
+
     methods = sub.add_parser("methods", help="list the layer methods and their parameters")
     methods.set_defaults(func=cmd_methods)
 
@@ -165,11 +223,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    args.argv = raw[raw.index(args.command) + 1:] if args.command in raw else []
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    from .errors import LshprofError
-
     try:
         return args.func(args) or 0
     except LshprofError as exc:
@@ -178,6 +236,53 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lshprof: interrupted", file=sys.stderr)
         return 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ._run import run_scenario
+
+    return run_scenario(args)
+
+
+def cmd_scenarios(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .scenario import DEFAULT_SCENARIO, builtin_scenarios, load_scenario, scenario_schema
+
+    if args.schema:
+        print(json.dumps(scenario_schema(), indent=2))
+        return 0
+    if args.check:
+        bad = 0
+        for f in args.check:
+            try:
+                s = load_scenario(f)
+                s.check_data()
+                print(f"{f}: ok ({len(s.cells())} cells)")
+            except LshprofError as exc:
+                print(f"{exc}", file=sys.stderr)
+                bad += 1
+        return EXIT_USAGE if bad else 0
+    found = builtin_scenarios()
+    if args.name:
+        if args.name not in found:
+            from .errors import ConfigError
+
+            raise ConfigError(f"no built-in scenario {args.name!r}; built-in: {', '.join(found)}")
+        sys.stdout.write(found[args.name].read_text(encoding="utf-8"))
+        return 0
+    table = Table(title="built-in scenarios (lshprof run NAME; lshprof scenarios NAME prints one)")
+    for col in ("name", "cells", "description"):
+        table.add_column(col)
+    for name in found:
+        s = load_scenario(name)
+        label = name + (" (default)" if name == DEFAULT_SCENARIO else "")
+        table.add_row(label, str(len(s.cells())), s.description)
+    Console().print(table)
+    return 0
 
 
 def cmd_methods(args: argparse.Namespace) -> int:

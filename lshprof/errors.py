@@ -31,3 +31,9 @@ class EnergyUnavailable(LshprofError):
 class ResultsError(LshprofError, ValueError):
     """A results folder or file that cannot be read: missing, corrupt, or of an
     unknown format version."""
+
+
+class DataError(LshprofError, OSError):
+    """A data set that cannot be used: files missing (the message names the command
+    that fetches them), a download that failed or did not match its checksum, a
+    corrupt file, or an optional package that is not installed."""

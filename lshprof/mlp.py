@@ -224,7 +224,8 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
           X_eval: np.ndarray | None = None, y_eval: np.ndarray | None = None,
           seed: int = 0, threads: int | None = None,
           on_epoch: Callable[[EpochStats], None] | None = None,
-          meter: "EnergyMeter | None" = None, timing: bool = True) -> list[EpochStats]:
+          meter: "EnergyMeter | None" = None, timing: bool = True,
+          on_batch: Callable[[int, int], None] | None = None) -> list[EpochStats]:
     """Train ``model`` with mini-batches (size down to 1) and return per-epoch statistics.
 
     ``threads`` limits BLAS and numba threads for the whole run (None leaves them as
@@ -235,6 +236,10 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
     (:mod:`lshprof.energy`), the training passes and the evaluation pass of each
     epoch are also measured in joules, and CPU use and memory are sampled around
     the training passes.
+
+    ``on_batch(done, total)`` (for progress bars) is called with the samples done in
+    the epoch about a hundred times per epoch and once at its end; its time is
+    charged to the ``other`` phase.
     """
     X, y = _check_data(model, X, y, "train")
     if X_eval is not None:
@@ -249,6 +254,7 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
     clock = PhaseClock() if timing else NULL_CLOCK
     with limit_threads(threads), attached(clock, model.layers):
         n_batches = -(-X.shape[0] // batch_size)
+        report_every = max(1, n_batches // 100)
         for epoch in range(1, epochs + 1):
             for layer in model.layers:
                 layer.start_epoch(epoch - 1, n_batches)
@@ -278,6 +284,9 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                     layer.after_step()
                 loss_sum += loss * idx.size
                 correct += ok
+                if on_batch is not None and ((s // batch_size + 1) % report_every == 0
+                                             or s + batch_size >= X.shape[0]):
+                    on_batch(min(s + batch_size, X.shape[0]), X.shape[0])
             clock.pop()
             t1 = time.perf_counter_ns()
             ns1 = clock.snapshot() if timing else None

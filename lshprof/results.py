@@ -28,7 +28,7 @@ import math
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ._io import json_default, write_json_atomic, write_text_atomic
 from .errors import ResultsError
@@ -127,6 +127,16 @@ class RunWriter:
         write_text_atomic(self.table_path, buf.getvalue())
         self.meta["rows"] = len(self.rows)
         self._write_meta()
+
+    def drop_rows(self, drop: Callable[[dict[str, str]], bool]) -> list[dict[str, Any]]:
+        """Remove the rows for which ``drop(row)`` is true (rows as stored: text values),
+        rewrite the table atomically, and return the removed rows. Resuming uses it for the
+        epochs of a cell that was cut short and is about to run again."""
+        removed = [r for r in self.rows if drop(r)]
+        if removed:
+            self.rows = [r for r in self.rows if not drop(r)]
+            self.add_rows([])
+        return removed
 
     def update(self, **meta: Any) -> None:
         """Merge ``meta`` into ``run.json`` (e.g. run-level totals) and rewrite it."""

@@ -227,10 +227,19 @@ class Runner:
                  fraction: float | None = None, optimizer: str = "adam",
                  optimizer_params: dict | None = None, activation: str = "relu",
                  output_method: str = "dense", output_params: dict | None = None,
-                 warmup: bool = True) -> tuple[Any, list[dict[str, Any]]]:
+                 warmup: bool = True, threads: int | None = None,
+                 extra: dict[str, Any] | None = None,
+                 on_batch: Callable[[int, int], None] | None = None,
+                 ) -> tuple[Any, list[dict[str, Any]]]:
         """Train one model per the arguments on ``data`` (a :class:`~lshprof.data.Split`),
-        write a row per epoch, and return ``(model, rows)``."""
+        write a row per epoch, and return ``(model, rows)``.
+
+        ``threads`` overrides the runner's thread count for this cell (a thread sweep);
+        ``extra`` adds columns to every row (e.g. the cell's id); ``on_batch`` is
+        :func:`lshprof.mlp.train`'s progress hook."""
         from .mlp import MLP, train
+
+        threads = self.threads if threads is None else threads
 
         n_classes = int(max(data.y_train.max(), data.y_test.max())) + 1
 
@@ -240,7 +249,7 @@ class Runner:
                              output_method=output_method, output_params=output_params)
 
         fit = dict(batch_size=batch_size, optimizer=optimizer,
-                   optimizer_params=optimizer_params, seed=seed, threads=self.threads)
+                   optimizer_params=optimizer_params, seed=seed, threads=threads)
         warm_s = warm_jit_s = 0.0
         if warmup:
             tiny = slice(0, min(8, data.X_train.shape[0]))
@@ -255,8 +264,9 @@ class Runner:
             "method": label, "layer_method": method, "fraction": fraction, "seed": seed,
             "params": json.dumps(params, sort_keys=True), "hidden": json.dumps(list(hidden)),
             "output_method": output_method, "batch_size": batch_size, "optimizer": optimizer,
-            "threads": self.threads, "n_train": int(data.X_train.shape[0]),
+            "threads": threads, "n_train": int(data.X_train.shape[0]),
             "n_eval": int(data.X_test.shape[0]), "warmup_s": warm_s, "warmup_jit_s": warm_jit_s,
+            **(extra or {}),
         }
         rows: list[dict[str, Any]] = []
 
@@ -270,5 +280,5 @@ class Runner:
             self.rows.append(row)
 
         train(model, data.X_train, data.y_train, epochs=epochs, X_eval=data.X_test,
-              y_eval=data.y_test, meter=self.meter, on_epoch=finished, **fit)
+              y_eval=data.y_test, meter=self.meter, on_epoch=finished, on_batch=on_batch, **fit)
         return model, rows

@@ -1,0 +1,224 @@
+"""Data sets: generated ones, standard files fetched once into a cache, and the user's own.
+
+Every data set is named in :data:`DATASETS` with its options (and their defaults),
+the reduced options ``--quick`` uses, and, for data that lives in files, the name
+``lshprof data fetch NAME`` downloads. :func:`load` builds a :class:`Split` from a
+name and options; :func:`check` validates options and looks for missing files
+without loading anything, so a scenario fails before any work starts.
+
+Loaders are imported on first use, so listing data sets stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from ._generated import IMAGE_SIDE, Split, convex, gaussian_clusters, rectangles
+
+__all__ = ["Split", "gaussian_clusters", "rectangles", "convex", "IMAGE_SIDE", "Option",
+           "Dataset", "DATASETS", "REQUIRED", "load", "check", "resolve_options"]
+
+#: Marks an option with no default: the scenario must give it.
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a data set: its default, the type(s) a value may have, a check of the
+    value (returns an error text, or None when the value is fine) and a line of help."""
+
+    default: Any
+    types: tuple[type, ...]
+    help: str
+    valid: Callable[[Any], str | None] | None = None
+
+
+def _positive(v) -> str | None:
+    return None if v >= 1 else "must be a positive integer"
+
+
+def _nonneg(v) -> str | None:
+    return None if v >= 0 else "must be >= 0"
+
+
+def _open_fraction(v) -> str | None:
+    return None if 0 < v < 1 else "must be in (0, 1)"
+
+
+def _count(default: int, help: str) -> Option:
+    return Option(default, (int,), help, _positive)
+
+
+def _real(default: float, help: str, valid=_nonneg) -> Option:
+    return Option(default, (int, float), help, valid)
+
+
+def _path(help: str, default: Any = REQUIRED) -> Option:
+    return Option(default, (str, type(None)), help)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A named data set. ``loader`` is ``"module:function"`` under ``lshprof.data``, called as
+    ``function(**options, seed=seed)`` and returning a :class:`Split`; ``preflight``
+    (optional, same form) is called as ``function(**options)`` before any work and raises
+    :class:`~lshprof.errors.DataError` when files or packages are missing."""
+
+    name: str
+    summary: str
+    loader: str
+    options: dict[str, Option]
+    quick: dict[str, Any] = field(default_factory=dict)
+    fetch: str | None = None
+    preflight: str | None = None
+    origin: str = "generated"  # generated | file | user | package
+
+    def function(self, which: str = "loader") -> Callable:
+        module, _, name = getattr(self, which).partition(":")
+        return getattr(importlib.import_module(f"lshprof.data.{module}"), name)
+
+
+_ROOT_HELP = "folder holding the files (default: $LSHPROF_DATA, else the user cache folder)"
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (
+    Dataset(
+        "gaussian", "Gaussian clusters in n_features dimensions (the demo problem)",
+        "_generated:gaussian_clusters",
+        {"n_train": _count(5000, "training samples"), "n_test": _count(1000, "test samples"),
+         "n_features": _count(128, "features"), "n_classes": _count(10, "classes"),
+         "clusters_per_class": _count(3, "clusters per class"),
+         "spread": _real(1.0, "deviation of the cluster centres"),
+         "noise": _real(2.5, "deviation of the samples around their centre")},
+        quick={"n_train": 1000, "n_test": 500}),
+    Dataset(
+        "rectangles", "Larochelle et al. (2007) rectangles: 28x28 outlines, tall vs wide",
+        "_generated:rectangles",
+        {"n_train": _count(1200, "training images (published: 1,000 + 200 validation)"),
+         "n_test": _count(50000, "test images (published: 50,000)")},
+        quick={"n_train": 1200, "n_test": 2000}),
+    Dataset(
+        "convex", "Larochelle et al. (2007) convex: 28x28 white regions, convex or not",
+        "_generated:convex",
+        {"n_train": _count(8000, "training images (published: 6,000 + 2,000 validation)"),
+         "n_test": _count(50000, "test images (published: 50,000)")},
+        quick={"n_train": 1000, "n_test": 1000}),
+    Dataset(
+        "mnist", "MNIST handwritten digits from the standard IDX files (fetch once)",
+        "mnist:mnist",
+        {"n_train": _count(60000, "training images (at most 60,000)"),
+         "n_test": _count(10000, "test images (at most 10,000)"),
+         "root": _path(_ROOT_HELP, None)},
+        quick={"n_train": 5000, "n_test": 1000}, fetch="mnist", preflight="mnist:preflight",
+        origin="file"),
+    Dataset(
+        "mnist8m", "MNIST training digits elastically deformed and shifted, an endless seeded "
+                   "stream (MNIST8M style); tested on the MNIST test set",
+        "mnist8m:mnist8m",
+        {"n_train": _count(600000, "deformed training images drawn from the stream"),
+         "n_test": _count(10000, "test images (MNIST test set, not deformed)"),
+         "alpha": _real(34.0, "elastic displacement scale in pixels"),
+         "sigma": _real(4.0, "smoothing of the displacement field in pixels", lambda v: None
+                        if v > 0 else "must be > 0"),
+         "max_shift": Option(2, (int,), "largest translation in pixels", _nonneg),
+         "root": _path(_ROOT_HELP, None)},
+        quick={"n_train": 5000, "n_test": 1000}, fetch="mnist", preflight="mnist:preflight",
+        origin="file"),
+    Dataset(
+        "norb-small", "small NORB: 5 toy categories, two 96x96 stereo images pooled to 2x32x32 "
+                      "(fetch once)",
+        "norb:norb_small",
+        {"n_train": _count(20000, "training pairs (at most 24,300; the paper used 20,000)"),
+         "n_test": _count(24300, "test pairs (at most 24,300)"),
+         "side": _count(32, "image side after mean-pooling (a divisor of 96)"),
+         "root": _path(_ROOT_HELP, None)},
+        quick={"n_train": 2000, "n_test": 1000}, fetch="norb-small",
+        preflight="norb:preflight", origin="file"),
+    Dataset(
+        "digits", "scikit-learn's bundled 8x8 handwritten digits (1,797 images; needs the "
+                  "'digits' extra)",
+        "arrays:digits",
+        {"n_test": _count(450, "images held out for testing (of 1,797)")},
+        preflight="arrays:digits_preflight", origin="package"),
+    Dataset(
+        "npz", "your own arrays in a .npz file (X_train, y_train, X_test, y_test; or X, y)",
+        "arrays:npz",
+        {"path": _path("the .npz file"),
+         "test_fraction": _real(0.2, "share held out when the file has only X and y",
+                                _open_fraction)},
+        preflight="arrays:npz_preflight", origin="user"),
+    Dataset(
+        "csv", "your own table in CSV files: one label column, the rest numeric features",
+        "arrays:csv",
+        {"train": _path("the training CSV file"),
+         "test": _path("the test CSV file (default: hold out test_fraction of train)", None),
+         "label": Option("label", (str, int), "label column: a header name or a 0-based index"),
+         "test_fraction": _real(0.2, "share held out when there is no test file",
+                                _open_fraction)},
+        preflight="arrays:csv_preflight", origin="user"),
+    Dataset(
+        "synthetic-xc", "extreme classification with planted structure: many classes with "
+                        "Zipf-distributed frequencies, clustered class prototypes",
+        "xc:synthetic_xc",
+        {"n_train": _count(200000, "training samples"), "n_test": _count(10000, "test samples"),
+         "n_features": _count(128, "features"), "n_classes": _count(100000, "classes"),
+         "n_clusters": _count(1000, "clusters of related classes"),
+         "zipf": _real(1.0, "exponent of the class-frequency power law (0: uniform)"),
+         "noise": _real(0.5, "deviation of the samples around their class prototype")},
+        quick={"n_train": 20000, "n_test": 2000, "n_classes": 10000, "n_clusters": 100}),
+)}
+
+
+def resolve_options(name: str, options: dict[str, Any] | None = None, *,
+                    quick: bool = False, keep: tuple[str, ...] = (),
+                    where: str = "data") -> dict[str, Any]:
+    """The full options of data set ``name``: defaults, then ``--quick`` sizes, then
+    ``options``; each checked. ``--quick`` only shrinks sizes, and leaves the keys in
+    ``keep`` as ``options`` gives them. Errors name ``where`` (e.g.
+    ``"quickstart.toml: [data]"``), the key, and what is allowed."""
+    ds = DATASETS.get(name)
+    if ds is None:
+        raise ConfigError(f"{where}: unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(ds.options))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} for dataset {name!r}; valid: "
+                          f"{', '.join(ds.options) or 'none'}")
+    out = {k: o.default for k, o in ds.options.items()}
+    if quick:
+        # --quick shrinks sizes but never grows what the scenario asked for
+        for k, v in ds.quick.items():
+            if k in keep:
+                continue
+            given = options.get(k, out[k])
+            out[k] = min(v, given) if isinstance(given, int) and given is not REQUIRED else v
+            options.pop(k, None)
+    out.update(options)
+    for k, o in ds.options.items():
+        v = out[k]
+        if v is REQUIRED:
+            raise ConfigError(f"{where}: dataset {name!r} needs key {k!r} ({o.help})")
+        if isinstance(v, bool) and bool not in o.types or not isinstance(v, o.types):
+            allowed = " or ".join("null" if t is type(None) else t.__name__ for t in o.types)
+            raise ConfigError(f"{where}.{k}: expected {allowed}, got {v!r}")
+        problem = o.valid(v) if (o.valid is not None and v is not None) else None
+        if problem:
+            raise ConfigError(f"{where}.{k}: {problem}, got {v!r}")
+    return out
+
+
+def check(name: str, options: dict[str, Any]) -> None:
+    """Raise :class:`~lshprof.errors.DataError` if data set ``name`` cannot be loaded with
+    ``options`` (already resolved): missing files (naming the fetch command), missing
+    packages. Loads nothing."""
+    ds = DATASETS[name]
+    if ds.preflight:
+        ds.function("preflight")(**options)
+
+
+def load(name: str, options: dict[str, Any], *, seed: int = 0) -> Split:
+    """Build data set ``name`` with resolved ``options``; everything random is drawn from
+    ``seed``."""
+    return DATASETS[name].function()(**options, seed=seed)

@@ -1,0 +1,104 @@
+"""One line per method and active fraction from a run's measurements: what ``lshprof run``
+prints at the end, and what reports and checks start from.
+
+Per cell (method x fraction x seed x threads) the training epochs are summed:
+MACs, wall time, energy. Then, across seeds, means (and deviations where there
+are several). Shares are relative to dense:
+
+* ``mac_share``: the cell's training MACs over what dense layers of the same shapes
+  perform on the same batches (``macs_dense_equivalent``), so it needs no dense run;
+* ``time_share`` / ``energy_share``: the cell's training time (energy) over the
+  ``dense`` cell's at the same seed and thread count (missing without a dense cell);
+* ``accuracy_gap``: the cell's final test accuracy minus dense's.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["cell_table", "summarize"]
+
+CELL_KEYS = ["method", "fraction", "seed", "threads"]
+
+
+def _num(df, col):
+    import pandas as pd
+
+    return pd.to_numeric(df[col], errors="coerce") if col in df.columns else math.nan
+
+
+def cell_table(df):
+    """One row per finished cell: final accuracy and summed training work, time, energy."""
+    import pandas as pd
+
+    if df.empty:
+        return pd.DataFrame()
+    df = df.copy()
+    df["fraction"] = _num(df, "fraction")
+    keys = ["run"] + CELL_KEYS if "run" in df.columns else CELL_KEYS
+    rows = []
+    for key, g in df.groupby(keys, dropna=False, sort=False):
+        g = g.sort_values("epoch")
+        last = g.iloc[-1]
+        n_seen = float(_num(g, "n_train").sum())
+        energy = _num(g, "energy_j")
+        row = dict(zip(keys, key))
+        row.update(
+            epochs=int(len(g)),
+            accuracy=float(last["eval_accuracy"]),
+            loss=float(last["loss"]),
+            macs=float(_num(g, "macs_total").sum()),
+            macs_dense_equivalent=float(_num(g, "macs_dense_equivalent").sum()),
+            train_s=float(_num(g, "wall_elapsed_s").sum()),
+            samples=n_seen,
+            energy_j=float(energy.sum()) if len(energy) and energy.notna().all() else math.nan,
+            energy_source=str(last.get("energy_source", "none") or "none"),
+        )
+        row["mac_share"] = (row["macs"] / row["macs_dense_equivalent"]
+                            if row["macs_dense_equivalent"] else math.nan)
+        rows.append(row)
+    cells = pd.DataFrame(rows)
+    # relative to the dense cell at the same seed and threads (and run)
+    ref_keys = [k for k in keys if k not in ("method", "fraction")]
+    dense = cells[cells["method"] == "dense"].set_index(ref_keys)
+    for col, out in (("train_s", "time_share"), ("energy_j", "energy_share"),
+                     ("accuracy", "accuracy_gap")):
+        vals = []
+        for _, r in cells.iterrows():
+            k = tuple(r[c] for c in ref_keys)
+            k = k[0] if len(k) == 1 else k
+            ref = dense[col].get(k, math.nan) if len(dense) else math.nan
+            if isinstance(ref, pd.Series):
+                ref = ref.iloc[0]
+            vals.append(r[col] - ref if out == "accuracy_gap" else
+                        (r[col] / ref if ref and not math.isnan(ref) else math.nan))
+        cells[out] = vals
+    return cells
+
+
+def summarize(df):
+    """One row per (method, fraction, threads): means over seeds (``*_sd``: deviations when
+    there are several seeds), in the order the methods first appear."""
+    import pandas as pd
+
+    cells = cell_table(df)
+    if cells.empty:
+        return cells
+    keys = ["method", "fraction", "threads"]
+    order = {m: i for i, m in enumerate(dict.fromkeys(cells["method"]))}
+    rows = []
+    for key, g in cells.groupby(keys, dropna=False, sort=False):
+        row = dict(zip(keys, key))
+        row["seeds"] = int(g["seed"].nunique())
+        for col in ("accuracy", "accuracy_gap", "mac_share", "time_share", "energy_share",
+                    "train_s", "energy_j", "macs", "samples"):
+            row[col] = float(g[col].mean())
+            if col in ("accuracy", "train_s", "energy_j"):
+                row[f"{col}_sd"] = float(g[col].std()) if len(g) > 1 else math.nan
+        row["energy_source"] = ", ".join(sorted(set(g["energy_source"])))
+        row["macs_per_sample"] = row["macs"] / row["samples"] if row["samples"] else math.nan
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out["_order"] = out["method"].map(order)
+    out = out.sort_values(["threads", "_order", "fraction"], na_position="first")
+    return out.drop(columns="_order").reset_index(drop=True)

@@ -1,0 +1,391 @@
+"""`lshprof run` and `lshprof scenarios` as a user runs them: subprocesses, exit codes, output,
+and what lands (or does not land) on disk."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+
+import pytest
+
+from lshprof.results import load_results, read_run
+from lshprof.scenario import builtin_scenarios, load_scenario
+
+BUILTIN = ["quickstart", "paper-rectangles", "paper-convex", "paper-mnist", "paper-norb",
+           "wide-output", "ci"]
+
+
+def run(cmd, env, *args, cwd=None, timeout=300):
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=timeout)
+
+
+def cells_of(df):
+    return df.groupby("cell").size().to_dict()
+
+
+# -- lshprof run ci, end to end ------------------------------------------------------------------------
+def test_run_ci_end_to_end(lshprof_cmd, cli_env, tmp_path):
+    out = tmp_path / "ci-run"
+    r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    meta = read_run(out)
+    assert meta["status"] == "complete" and meta["complete"]
+    assert meta["scenario"]["name"] == "ci"
+    assert meta["energy"]["source"] == "estimated"
+    df = load_results(out)
+    scen = load_scenario("ci")
+    cells = scen.cells()
+    epochs = scen.model.training.epochs
+    assert len(df) == len(cells) * epochs == meta["rows"]
+    assert cells_of(df) == {c.id: epochs for c in cells}
+    assert set(df["method"]) == {"dense", "dropout", "adaptive_dropout", "wta", "topk", "lsh"}
+    # the table names every method, labels the estimate, and says where the results are
+    for m in ("dense", "dropout", "wta", "topk", "lsh"):
+        assert m in r.stdout
+    assert "(est.)" in r.stdout and "ESTIMATED" in r.stdout
+    assert f"results: {out}" in r.stdout
+    # deterministic work: dense trains every node, topk at 1/8 of 64 hidden nodes keeps 8
+    dense = df[df["method"] == "dense"]
+    assert (dense["macs_total"] == dense["macs_dense_equivalent"]).all()
+    topk = df[df["method"] == "topk"]
+    assert topk["layer_active_fraction"].map(lambda s: json.loads(s)[0]).eq(8 / 64).all()
+    # the LSH cells measured selection quality, kept apart from the method's work
+    lsh = df[df["method"] == "lsh"]
+    assert (lsh["macs_quality"] > 0).all() and (dense["macs_quality"] == 0).all()
+
+
+def test_run_ci_counts_are_reproducible(lshprof_cmd, cli_env, tmp_path):
+    """MACs and active sets at a fixed seed are exact: two runs agree to the unit."""
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        r = run(lshprof_cmd, cli_env, "run", "ci", "-q", "-o", str(out))
+        assert r.returncode == 0, r.stderr
+    a, b = (load_results(o).sort_values(["cell", "epoch"]).reset_index(drop=True) for o in outs)
+    for col in ("macs_total", "macs_forward", "macs_backward_input", "macs_backward_weight",
+                "macs_select", "macs_hash", "macs_rehash",
+                "bytes_moved", "layer_active_fraction", "eval_accuracy", "loss"):
+        assert a[col].tolist() == b[col].tolist(), col
+
+
+def test_quiet_prints_only_the_table(lshprof_cmd, cli_env, tmp_path):
+    r = run(lshprof_cmd, cli_env, "run", "ci", "-q", "-o", str(tmp_path / "q"))
+    assert r.returncode == 0
+    assert r.stderr == ""
+    assert "lshprof run ci" in r.stdout and "results:" in r.stdout
+
+
+def test_overrides_replace_the_scenario(lshprof_cmd, cli_env, tmp_path):
+    out = tmp_path / "o"
+    r = run(lshprof_cmd, cli_env, "run", "ci", "-q", "-o", str(out), "--epochs", "1",
+            "--seeds", "3", "4", "--energy", "none", "--methods", "dense", "lsh",
+            "--fractions", "0.25")
+    assert r.returncode == 0, r.stderr
+    df = load_results(out)
+    assert set(df["seed"]) == {3, 4} and set(df["epoch"]) == {1}
+    assert set(df["method"]) == {"dense", "lsh"}
+    assert set(df.loc[df["method"] == "lsh", "fraction"]) == {0.25}
+    assert df["energy_j"].isna().all()
+    settings = read_run(out)["scenario"]["settings"]
+    assert settings["training"]["epochs"] == 1 and settings["measure"]["energy"] == "none"
+
+
+def test_quick_shrinks_the_run(lshprof_cmd, cli_env, tmp_path):
+    out = tmp_path / "quick"
+    r = run(lshprof_cmd, cli_env, "run", "quickstart", "--quick", "-q", "-o", str(out),
+            "--methods", "dense", "lsh")
+    assert r.returncode == 0, r.stderr
+    df = load_results(out)
+    q = tomllib.loads(builtin_scenarios()["quickstart"].read_text())["quick"]
+    assert set(df["epoch"]) == set(range(1, q["epochs"] + 1))
+    assert set(df["n_eval"]) == {q["data"]["n_test"]}
+    assert set(df["fraction"].dropna()) == set(q["fractions"])
+    assert read_run(out)["scenario"]["settings"]["quick_applied"] is True
+
+
+def test_default_output_folder_is_under_runs(lshprof_cmd, cli_env, tmp_path):
+    r = run(lshprof_cmd, cli_env, "run", "ci", "-q", "--methods", "dense", "--epochs", "1",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert folder.name.startswith("ci-")
+    assert f"results: {os.path.join('runs', folder.name)}" in r.stdout
+    assert read_run(folder)["complete"]
+
+
+# -- broken scenarios: one line, exit 2, nothing written ---------------------------------------------
+GOOD = """
+[scenario]
+name = "t"
+[data]
+dataset = "gaussian"
+n_train = 100
+n_test = 50
+n_features = 8
+[network]
+hidden = [16]
+[training]
+epochs = 1
+[sweep]
+fractions = [0.25]
+[methods.dense]
+[methods.lsh]
+K = 4
+L = 4
+"""
+
+BROKEN = [
+    # (what, replace this, with this, words the error must contain)
+    ("unknown key", "[training]\nepochs = 1", "[training]\nepochs = 1\nepoch = 2",
+     ["unknown key 'epoch'", "[training]", "allowed:", "epochs"]),
+    ("unknown table", "[sweep]", "[sweeps]", ["unknown key 'sweeps'", "allowed:"]),
+    ("wrong type", "epochs = 1", 'epochs = "1"', ["[training] epochs", "integer"]),
+    ("zero epochs", "epochs = 1", "epochs = 0", ["[training] epochs", "greater than 0"]),
+    ("fraction out of range", "fractions = [0.25]", "fractions = [1.5]",
+     ["[sweep] fractions", "out of range", "0 < fraction <= 1"]),
+    ("unknown dataset", 'dataset = "gaussian"', 'dataset = "imagenet"',
+     ["unknown dataset 'imagenet'", "valid:", "rectangles", "mnist"]),
+    ("unknown data option", "n_features = 8", "n_features = 8\ncolour = true",
+     ["unknown key 'colour'", "gaussian", "valid:"]),
+    ("bad data option", "n_train = 100", "n_train = -5", ["[data].n_train", "positive"]),
+    ("unknown method", "[methods.lsh]\nK = 4\nL = 4", "[methods.hashy]",
+     ["[methods.hashy]", "unknown method 'hashy'", "allowed:", "lsh"]),
+    ("unknown layer parameter", "K = 4", "K = 4\nbuckets = 3",
+     ["unknown key 'buckets'", "[methods.lsh]", "allowed:", "capacity"]),
+    ("bad layer value", "K = 4", "K = 0", ["[methods.lsh]", "K"]),
+    ("bad layer choice", "K = 4", 'K = 4\nfamily = "md5"', ["[methods.lsh]", "family", "srp"]),
+    ("unknown optimizer", "[training]\nepochs = 1", '[training]\nepochs = 1\noptimizer = "lion"',
+     ["[training] optimizer", "'lion'", "adam"]),
+    ("unknown optimizer parameter", "[training]\nepochs = 1",
+     "[training]\nepochs = 1\noptimizer_params = { rho = 0.9 }",
+     ["unknown key 'rho'", "optimizer_params", "lr"]),
+    ("unknown energy backend", "[methods.dense]", '[measure]\nenergy = "wattmeter"\n[methods.dense]',
+     ["[measure] energy", "'wattmeter'", "powercap"]),
+    ("bad apply_to", "hidden = [16]", 'hidden = [16]\napply_to = "middle"',
+     ["[network] apply_to", "hidden", "output"]),
+    ("no methods", "[methods.dense]\n[methods.lsh]\nK = 4\nL = 4", "", ["[methods]"]),
+    ("missing data file", 'dataset = "gaussian"\nn_train = 100\nn_test = 50\nn_features = 8',
+     'dataset = "mnist"\nroot = "{tmp}/empty"', ["not found", "lshprof data fetch mnist"]),
+    ("not TOML", "[network]", "[network", ["not valid TOML"]),
+]
+
+
+@pytest.mark.parametrize("what,old,new,words", BROKEN, ids=[b[0] for b in BROKEN])
+def test_broken_scenario_is_one_clear_line(lshprof_cmd, cli_env, tmp_path, what, old, new,
+                                           words):
+    assert old in GOOD
+    f = tmp_path / "broken.toml"
+    f.write_text(GOOD.replace(old, new.replace("{tmp}", str(tmp_path))))
+    out = tmp_path / "out"
+    r = run(lshprof_cmd, cli_env, "run", str(f), "-o", str(out))
+    assert r.returncode == 2, (what, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert str(f) in lines[0]
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert not out.exists()
+    # the same file through `lshprof scenarios --check`
+    c = run(lshprof_cmd, cli_env, "scenarios", "--check", str(f))
+    assert c.returncode == 2 and words[0] in c.stderr
+
+
+def test_good_scenario_file_runs(lshprof_cmd, cli_env, tmp_path):
+    f = tmp_path / "good.toml"
+    f.write_text(GOOD)
+    r = run(lshprof_cmd, cli_env, "run", str(f), "-q", "-o", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert len(load_results(tmp_path / "out")) == 2
+
+
+def test_missing_scenario_and_bad_option(lshprof_cmd, cli_env, tmp_path):
+    r = run(lshprof_cmd, cli_env, "run", "no-such-scenario")
+    assert r.returncode == 2 and "no built-in scenario 'no-such-scenario'" in r.stderr
+    assert "quickstart" in r.stderr
+    r = run(lshprof_cmd, cli_env, "run", str(tmp_path / "x.toml"))
+    assert r.returncode == 2 and "not found" in r.stderr
+    r = run(lshprof_cmd, cli_env, "run", "ci", "--methods", "dense", "sparse")
+    assert r.returncode == 2 and "no method 'sparse'" in r.stderr
+    r = run(lshprof_cmd, cli_env, "run", "ci", "--fractions", "0")
+    assert r.returncode == 2 and "(0, 1]" in r.stderr
+
+
+def test_pool_larger_than_input_fails_before_writing(lshprof_cmd, cli_env, tmp_path):
+    f = tmp_path / "pool.toml"
+    f.write_text(GOOD.replace("K = 4", "K = 4\npool = 16"))  # the data has 8 features
+    out = tmp_path / "out"
+    r = run(lshprof_cmd, cli_env, "run", str(f), "-o", str(out))
+    assert r.returncode == 2 and "pool" in r.stderr and "8 inputs" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_output_folder_that_is_not_a_run_is_refused(lshprof_cmd, cli_env, tmp_path):
+    out = tmp_path / "busy"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out))
+    assert r.returncode == 2 and "not empty" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+# -- resuming ----------------------------------------------------------------------------------------
+def test_resume_skips_finished_cells_and_redoes_a_cut_one(lshprof_cmd, cli_env, tmp_path,
+                                                          monkeypatch):
+    """Ctrl-C in the middle of the third cell's second epoch (in process, so it lands at an
+    exact point), then the resume command in a subprocess."""
+    from lshprof import cli
+    from lshprof.runner import Runner
+
+    out = tmp_path / "r"
+    original = Runner.run_cell
+    started = []
+
+    def cut(self, label, *a, on_batch=None, **k):
+        started.append(label)
+
+        def hook(done, total):
+            epochs_done = len([r for r in self.rows if r["method"] == label])
+            if len(started) == 3 and epochs_done == 1 and done >= total // 2:
+                raise KeyboardInterrupt
+            on_batch(done, total)
+        return original(self, label, *a, on_batch=hook, **k)
+
+    monkeypatch.setattr(Runner, "run_cell", cut)
+    rc = cli.main(["run", "ci", "-o", str(out), "--seeds", "0"])
+    monkeypatch.undo()
+    assert rc == 130
+    meta = read_run(out)
+    assert meta["status"] == "interrupted"
+    df = load_results(out)
+    cells = load_scenario("ci").cells()
+    assert cells_of(df) == {cells[0].id: 2, cells[1].id: 2, cells[2].id: 1}
+
+    r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out), "--seeds", "0")
+    assert r.returncode == 0, r.stderr
+    assert "2 of 6 cells already finished" in r.stderr
+    assert "dropped 1 row" in r.stderr
+    meta = read_run(out)
+    assert meta["status"] == "complete" and meta["rows"] == 12
+    df2 = load_results(out)
+    assert cells_of(df2) == {c.id: 2 for c in cells}
+    # the finished cells' rows are the very rows written before the interruption
+    first = df[df["cell"] == cells[0].id].reset_index(drop=True)
+    again = df2[df2["cell"] == cells[0].id].reset_index(drop=True)
+    assert first["wall_elapsed_s"].tolist() == again["wall_elapsed_s"].tolist()
+    assert meta["resumes"][-1] == {"skipped_cells": 2, "dropped_rows": 1}
+    assert len(meta["resumed_at"]) == 1
+
+    # a third time: nothing to do
+    r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out), "--seeds", "0")
+    assert r.returncode == 0 and "nothing to run" in r.stderr
+    assert read_run(out)["rows"] == 12
+
+
+def test_ctrl_c_keeps_rows_and_prints_the_resume_command(lshprof_cmd, cli_env, tmp_path):
+    """A real SIGINT to a running sweep: exit 130, status interrupted, finished rows kept,
+    and the printed command completes the run."""
+    f = tmp_path / "slow.toml"
+    f.write_text(GOOD.replace("n_train = 100", "n_train = 4000").replace("epochs = 1", "epochs = 3")
+                 .replace("hidden = [16]", "hidden = [256]")
+                 .replace("fractions = [0.25]", "fractions = [0.25]\nseeds = [0, 1, 2]"))
+    out = tmp_path / "slow"
+    proc = subprocess.Popen([*lshprof_cmd, "run", str(f), "-o", str(out)], env=cli_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    table = out / "measurements.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if table.exists() and table.read_text().count("\n") >= 3:  # header + 2 rows
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the sweep finished before the signal arrived")
+    assert proc.returncode == 130, stderr
+    assert "resume with: lshprof run" in stderr
+    meta = read_run(out)
+    assert meta["status"] == "interrupted"
+    kept = load_results(out)
+    assert len(kept) >= 2
+    command = stderr.split("resume with: ")[1].strip().split()
+    assert command[:2] == ["lshprof", "run"]
+    r = run(lshprof_cmd, cli_env, *command[1:])
+    assert r.returncode == 0, r.stderr
+    assert read_run(out)["rows"] == 3 * 2 * 3
+
+
+def test_resume_with_other_settings_is_refused(lshprof_cmd, cli_env, tmp_path):
+    out = tmp_path / "r"
+    assert run(lshprof_cmd, cli_env, "run", "ci", "-q", "-o", str(out), "--methods",
+               "dense").returncode == 0
+    before = (out / "measurements.csv").read_bytes()
+    r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out), "--methods", "dense",
+            "--epochs", "3")
+    assert r.returncode == 2
+    assert "other settings" in r.stderr and "training.epochs: 2 vs 3" in r.stderr
+    assert (out / "measurements.csv").read_bytes() == before
+
+
+# -- lshprof scenarios -------------------------------------------------------------------------------
+def test_every_builtin_scenario_is_valid_and_listed(lshprof_cmd, cli_env):
+    assert set(BUILTIN) <= set(builtin_scenarios())
+    r = run(lshprof_cmd, cli_env, "scenarios")
+    assert r.returncode == 0, r.stderr
+    for name in BUILTIN:
+        s = load_scenario(name)
+        assert s.cells() and s.description
+        assert name in r.stdout
+    assert "(default)" in r.stdout
+
+
+def test_builtin_scenarios_match_the_issue(lshprof_cmd):
+    q = load_scenario("quickstart")
+    labels = {c.method for c in q.cells()}
+    assert {"dense", "dropout", "adaptive_dropout", "wta", "lsh", "topk"} <= labels
+    for name in ("paper-rectangles", "paper-convex", "paper-mnist", "paper-norb"):
+        s = load_scenario(name).model
+        assert s.network.hidden == [1000]
+        assert s.sweep.fractions == [0.05, 0.1, 0.25, 0.5, 0.75, 1.0]
+        assert s.methods["lsh"].model_extra["L"] == 100
+    assert load_scenario("paper-rectangles").data_options["n_test"] == 50000
+    assert load_scenario("paper-convex").data_options["n_train"] == 8000
+    w = load_scenario("wide-output")
+    assert w.model.network.apply_to == "output" and w.data_options["n_classes"] >= 100000
+    assert w.model.network.hidden == [128]
+
+
+def test_scenarios_prints_a_file_and_the_schema(lshprof_cmd, cli_env, tmp_path):
+    r = run(lshprof_cmd, cli_env, "scenarios", "ci")
+    assert r.returncode == 0
+    assert tomllib.loads(r.stdout)["scenario"]["name"] == "ci"
+    # a printed scenario, saved and edited, is a valid scenario file
+    f = tmp_path / "mine.toml"
+    f.write_text(r.stdout.replace('name = "ci"', 'name = "mine"'))
+    assert load_scenario(str(f)).name == "mine"
+    r = run(lshprof_cmd, cli_env, "scenarios", "--schema")
+    schema = json.loads(r.stdout)
+    assert {"scenario", "data", "methods"} <= set(schema["properties"])
+    r = run(lshprof_cmd, cli_env, "scenarios", "nope")
+    assert r.returncode == 2 and "no built-in scenario" in r.stderr
+
+
+def test_builtin_scenarios_work_outside_the_repository(lshprof_cmd, cli_env, tmp_path):
+    r = run(lshprof_cmd, cli_env, "scenarios", "--check", "ci", "quickstart", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "ci: ok" in r.stdout
+
+
+def test_packaging_lists_every_subpackage(root):
+    """pyproject names the packages one by one (scenarios/ is mapped into the package), so
+    a new subpackage must be added there or it would be missing from installs."""
+    conf = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {"lshprof." + str(p.parent.relative_to(root / "lshprof")).replace(os.sep, ".")
+             for p in (root / "lshprof").rglob("__init__.py")}
+    found = {"lshprof" if f == "lshprof.." or f == "lshprof." else f for f in found}
+    assert set(conf["packages"]) == found | {"lshprof.scenarios"}
+    assert conf["package-dir"]["lshprof.scenarios"] == "scenarios"
+    assert "*.toml" in conf["package-data"]["lshprof.scenarios"]
