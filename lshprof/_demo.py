@@ -9,7 +9,6 @@ never counted in the training time.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
 
@@ -22,22 +21,22 @@ __all__ = ["demo_methods", "run_demo"]
 
 
 def demo_methods(fraction: float) -> list[tuple[str, str, dict[str, Any]]]:
-    """(label, method, params) for every method at one active fraction.
+    """(label, method, params) for every method at one active fraction (adaptive dropout
+    through ``beta``: see :func:`lshprof.scenario.sweep_params`)."""
+    from .scenario import sweep_params
 
-    Adaptive dropout has no fraction parameter: ``beta = logit(fraction)`` makes its
-    keep probability about ``fraction`` for nodes near zero pre-activation; the
-    table reports the fraction it really used.
-    """
-    beta = math.log(fraction / (1 - fraction)) if fraction < 1 else 10.0
-    return [
-        ("dense", "dense", {}),
-        ("dropout", "dropout", {"p": fraction}),
-        ("adaptive_dropout", "adaptive_dropout", {"alpha": 1.0, "beta": round(beta, 4)}),
-        ("wta", "wta", {"fraction": fraction}),
-        ("wta-lifetime", "wta", {"fraction": fraction, "mode": "lifetime"}),
-        ("topk", "topk", {"fraction": fraction}),
-        ("lsh", "lsh", {"fraction": fraction}),
-    ]
+    methods = [("dense", "dense"), ("dropout", "dropout"),
+               ("adaptive_dropout", "adaptive_dropout"), ("wta", "wta"),
+               ("wta-lifetime", "wta"), ("topk", "topk"), ("lsh", "lsh")]
+    out = []
+    for label, method in methods:
+        params = sweep_params(method, fraction)
+        if method == "adaptive_dropout":
+            params = {"alpha": 1.0, **params}
+        if label == "wta-lifetime":
+            params["mode"] = "lifetime"
+        out.append((label, method, params))
+    return out
 
 
 def run_demo(args: argparse.Namespace) -> int:

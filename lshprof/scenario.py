@@ -50,8 +50,6 @@ __all__ = ["Scenario", "Cell", "load_scenario", "builtin_scenarios", "sweep_para
 #: what ``lshprof run`` runs without an argument
 DEFAULT_SCENARIO = "quickstart"
 
-Fraction = float  # checked by the validators below: 0 < f <= 1
-
 
 def _check_fractions(v: list[float] | None) -> list[float] | None:
     if v is None:

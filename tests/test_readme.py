@@ -15,7 +15,7 @@ def test_first_block_is_two_commands_setup_and_tests(root):
     lang, body = blocks(root)[0]
     lines = [line for line in body.splitlines() if line.strip()]
     assert len(lines) == 2
-    assert "lshprof demo" in lines[0]
+    assert lines[0].endswith("lshprof run")
     assert "pytest" in lines[1]
     for line in lines:
         assert line.startswith("python3 -m venv .venv && ")
@@ -36,3 +36,15 @@ def test_python_examples_run(root, tmp_path):
         r = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True,
                            cwd=tmp_path, timeout=300)
         assert r.returncode == 0, r.stderr
+
+
+def test_toml_examples_are_valid_scenarios(root, tmp_path):
+    from lshprof.scenario import load_scenario
+
+    examples = [body for lang, body in blocks(root) if lang == "toml"]
+    assert examples
+    for i, body in enumerate(examples):
+        f = tmp_path / f"example{i}.toml"
+        f.write_text(body)
+        s = load_scenario(str(f))
+        assert s.cells()

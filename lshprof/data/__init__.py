@@ -6,7 +6,7 @@ the reduced options ``--quick`` uses, and, for data that lives in files, the nam
 name and options; :func:`check` validates options and looks for missing files
 without loading anything, so a scenario fails before any work starts.
 
-Loaders are imported on first use, so listing data sets stays light.
+Loaders (and numpy) are imported on first use, so listing data sets stays light.
 """
 
 from __future__ import annotations
@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import ConfigError
-from ._generated import IMAGE_SIDE, Split, convex, gaussian_clusters, rectangles
+
+_GENERATED = ("Split", "gaussian_clusters", "rectangles", "convex", "IMAGE_SIDE")
+
+
+def __getattr__(name: str):
+    # the generators need numpy; the registry does not (``lshprof --help`` stays light)
+    if name in _GENERATED:
+        from . import _generated
+
+        return getattr(_generated, name)
+    raise AttributeError(f"module 'lshprof.data' has no attribute {name!r}")
 
 __all__ = ["Split", "gaussian_clusters", "rectangles", "convex", "IMAGE_SIDE", "Option",
            "Dataset", "DATASETS", "REQUIRED", "load", "check", "resolve_options"]
@@ -81,7 +91,8 @@ class Dataset:
         return getattr(importlib.import_module(f"lshprof.data.{module}"), name)
 
 
-_ROOT_HELP = "folder holding the files (default: $LSHPROF_DATA, else the user cache folder)"
+_ROOT_HELP = ("folder holding the data sets' subfolders (default: $LSHPROF_DATA, else the "
+              "user cache folder)")
 
 DATASETS: dict[str, Dataset] = {d.name: d for d in (
     Dataset(
@@ -218,7 +229,7 @@ def check(name: str, options: dict[str, Any]) -> None:
         ds.function("preflight")(**options)
 
 
-def load(name: str, options: dict[str, Any], *, seed: int = 0) -> Split:
+def load(name: str, options: dict[str, Any], *, seed: int = 0) -> "Split":
     """Build data set ``name`` with resolved ``options``; everything random is drawn from
     ``seed``."""
     return DATASETS[name].function()(**options, seed=seed)
