@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from lshprof.data import IMAGE_SIDE, convex, rectangles
+from lshprof.data._generated import (_CONVEX_BIN, _CONVEX_COUNT_HIST,
+                                     _convex_candidate_histograms, _convex_keep_probabilities)
 from lshprof.errors import ConfigError
 from lshprof.kernels._images import is_digitally_convex
 
@@ -101,11 +103,89 @@ def test_convex_follows_the_label_rule():
             assert img.sum() >= 19
 
 
+@pytest.fixture(scope="module")
+def convex_sample():
+    """8,000 convex images (both splits, in order) and their labels."""
+    d = convex(4000, 4000, seed=7)
+    return np.concatenate([d.X_train, d.X_test]) > 0, np.concatenate([d.y_train, d.y_test])
+
+
+def test_convex_labels_agree_with_the_convexity_test(convex_sample):
+    X, y = convex_sample
+    assert 0.47 < y.mean() < 0.53
+    imgs = X.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+    assert all(is_digitally_convex(img) == bool(label) for img, label in zip(imgs, y))
+    counts = X.sum(axis=1)
+    assert counts[y == 1].min() >= 19 and counts[y == 0].min() >= 10
+
+
+def test_convex_classes_have_the_same_white_pixel_counts(convex_sample):
+    X, y = convex_sample
+    counts = X.sum(axis=1)
+    m0, m1 = counts[y == 0].mean(), counts[y == 1].mean()
+    assert abs(m0 - m1) < 0.03 * (m0 + m1) / 2, (m0, m1)
+    # the whole distribution, not only the mean: histograms in 64-pixel bins nearly agree
+    h0 = np.bincount(counts[y == 0] // 64, minlength=13) / (y == 0).sum()
+    h1 = np.bincount(counts[y == 1] // 64, minlength=13) / (y == 1).sum()
+    assert 0.5 * np.abs(h0 - h1).sum() < 0.07, (h0, h1)  # sampling noise alone: ~0.03
+
+
+def best_threshold(counts, y):
+    """(accuracy, threshold, sign) of the best rule 'label = sign-th side of count > t'."""
+    order = np.argsort(counts, kind="stable")
+    c, lab = counts[order], y[order]
+    ts = np.unique(c)
+    # positives and negatives at or below each threshold
+    pos_le = np.cumsum(lab)[np.searchsorted(c, ts, side="right") - 1]
+    neg_le = np.searchsorted(c, ts, side="right") - pos_le
+    n, n_pos = len(y), lab.sum()
+    above_is_1 = (neg_le + (n_pos - pos_le)) / n  # predict 1 when count > t
+    i, j = np.argmax(above_is_1), np.argmin(above_is_1)
+    if above_is_1[i] >= 1 - above_is_1[j]:
+        return above_is_1[i], ts[i], 1
+    return 1 - above_is_1[j], ts[j], 0
+
+
+def test_pixel_counts_alone_do_not_tell_the_convex_classes_apart(convex_sample):
+    X, y = convex_sample
+    counts = X.sum(axis=1)
+    half = len(y) // 2
+    _, t, sign = best_threshold(counts[:half], y[:half])
+    pred = (counts[half:] > t) == bool(sign)
+    assert (pred == y[half:]).mean() < 0.6
+    # the threshold rule itself: it finds the split when the counts do separate the classes
+    assert best_threshold(counts, (counts > 300).astype(np.int64))[0] == 1.0
+    assert best_threshold(counts, (counts <= 300).astype(np.int64))[0] == 1.0
+
+
+def test_convex_keeps_both_classes_at_one_target_histogram():
+    hist = np.asarray(_CONVEX_COUNT_HIST, dtype=np.float64)
+    assert hist.shape == (2, IMAGE_SIDE * IMAGE_SIDE // _CONVEX_BIN + 1)
+    keep = _convex_keep_probabilities()
+    assert ((keep >= 0) & (keep <= 1)).all() and (keep.max(axis=1) == 1).all()
+    assert np.allclose(hist[0] * keep[0], hist[1] * keep[1])  # min(p0, p1) for both
+
+
+def test_convex_count_table_matches_the_candidates():
+    """The table was made from the current drawing rule: a fresh small estimate agrees
+    (64-pixel bins, proportions within 0.01)."""
+    fresh = np.asarray(_convex_candidate_histograms(20000, seed=1), dtype=np.float64)
+    table = np.asarray(_CONVEX_COUNT_HIST, dtype=np.float64)
+
+    def coarse(h):
+        c = np.add.reduceat(h, np.arange(0, h.shape[1], 64 // _CONVEX_BIN), axis=1)
+        return c / c.sum(axis=1, keepdims=True)
+
+    assert np.abs(coarse(fresh) - coarse(table)).max() < 0.01
+
+
 def test_generators_are_seeded():
     a, b, c = rectangles(50, 10, seed=1), rectangles(50, 10, seed=1), rectangles(50, 10, seed=2)
     assert np.array_equal(a.X_train, b.X_train) and np.array_equal(a.y_test, b.y_test)
     assert not np.array_equal(a.X_train, c.X_train)
-    assert np.array_equal(convex(20, 5, seed=3).X_train, convex(20, 5, seed=3).X_train)
+    a, b, c = convex(200, 50, seed=3), convex(200, 50, seed=3), convex(200, 50, seed=4)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not np.array_equal(a.X_train, c.X_train)
 
 
 @pytest.mark.parametrize("fn", [rectangles, convex])

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["Split", "gaussian_clusters", "rectangles", "convex", "IMAGE_SIDE"]
 
@@ -101,55 +101,96 @@ def rectangles(n_train: int = 1200, n_test: int = 50000, *, seed: int = 0) -> Sp
     return _split(images, labels, n_train)
 
 
-_GRID = np.stack(np.meshgrid(np.arange(IMAGE_SIDE), np.arange(IMAGE_SIDE), indexing="xy"), -1)
+#: White-pixel counts of ``convex`` images are balanced in bins of this many pixels.
+_CONVEX_BIN = 8
+#: How :data:`_CONVEX_COUNT_HIST` was made: ``_convex_candidate_histograms(draws, seed)``.
+_CONVEX_HIST_DRAWS, _CONVEX_HIST_SEED = 2_000_000, 2007
+#: Number of candidate images of class 0 (first row) and class 1 (second row), out of
+#: ``_CONVEX_HIST_DRAWS`` each, whose white-pixel count s has ``s // _CONVEX_BIN == b``,
+#: for b = 0 .. 98. Regenerate it whenever the candidates' drawing rule changes.
+_CONVEX_COUNT_HIST = (
+    (0, 4, 523, 2793, 4499, 5820, 7007, 7878, 8780, 9662, 10091, 10924, 11611, 12033, 12788,
+     13250, 13687, 13880, 14535, 14899, 15290, 15504, 16093, 16351, 16557, 16937, 17362,
+     17535, 17690, 18004, 18553, 18475, 18832, 19188, 19118, 19907, 19787, 19904, 20099,
+     20436, 20574, 20809, 21035, 21122, 21172, 21571, 21671, 21783, 21907, 22307, 22480,
+     22356, 22803, 22752, 22796, 22999, 23005, 23010, 23327, 23482, 23829, 23559, 23559,
+     23929, 23781, 24143, 24366, 24419, 24455, 24612, 24867, 24498, 24979, 25087, 25268,
+     25130, 25211, 25666, 25768, 25755, 25753, 26234, 26518, 26500, 26938, 26877, 27335,
+     27103, 27690, 27834, 27888, 28514, 28884, 29996, 30365, 31544, 34531, 47368, 0),
+    (0, 0, 48280, 72828, 63875, 59377, 55185, 52851, 48816, 46219, 44408, 41900, 40217,
+     38707, 37347, 36156, 34318, 33621, 31686, 31463, 29602, 30413, 28200, 27326, 27410,
+     25685, 25335, 24210, 25444, 23450, 22733, 23239, 21240, 21734, 20627, 21346, 20021,
+     19479, 19787, 18447, 18969, 17467, 18792, 17886, 16665, 17333, 16122, 16777, 15402,
+     16983, 16071, 14690, 15443, 14178, 14819, 13820, 14864, 14247, 13366, 13702, 13203,
+     12932, 12221, 13865, 12450, 11819, 12818, 11504, 11549, 11350, 12245, 11690, 10762,
+     11524, 10885, 10499, 10609, 10921, 10482, 9725, 10404, 9973, 9508, 9404, 10319, 9119,
+     9128, 9585, 8651, 9105, 8207, 9355, 8292, 8184, 8292, 7041, 7067, 4735, 0),
+)
 
 
-def _convex_region(rng, p: float, min_pixels: int) -> np.ndarray:
-    """Pixels inside the intersection of Geometric(p) random half-planes (at least
-    ``min_pixels`` of them), as a bool [28, 28]; each half-plane's edge passes
-    through a uniform point of the image at a uniform angle."""
-    while True:
-        k = int(rng.geometric(p))
-        pts = rng.uniform(0, IMAGE_SIDE - 1, size=(k, 2))
-        theta = rng.uniform(0, 2 * np.pi, size=k)
-        normal = np.stack([np.cos(theta), np.sin(theta)], -1)
-        # pixel (x, y) is kept when (pixel - point) . normal <= 0 for every half-plane
-        d = np.einsum("yxc,kc->yxk", _GRID, normal) - np.einsum("kc,kc->k", pts, normal)
-        region = (d <= 0).all(axis=-1)
-        if region.sum() >= min_pixels:
-            return region
+def _convex_candidate_histograms(draws: int, seed: int) -> tuple:
+    """Histograms of the white-pixel counts (bins of ``_CONVEX_BIN`` pixels) of ``draws``
+    unbalanced candidates of class 0, then of class 1, from ``default_rng(seed)``."""
+    from ..kernels._images import convex_candidate_counts
+
+    rng = np.random.default_rng(seed)
+    n_bins = IMAGE_SIDE * IMAGE_SIDE // _CONVEX_BIN + 1
+    return tuple(tuple(int(v) for v in np.bincount(
+        convex_candidate_counts(rng, label, draws, IMAGE_SIDE) // _CONVEX_BIN, minlength=n_bins))
+        for label in (0, 1))
+
+
+def _convex_keep_probabilities() -> np.ndarray:
+    """float64 [2, bins]: a candidate of class c whose count falls in bin b is kept with
+    probability min(p_0(b), p_1(b)) / p_c(b) (0 where p_c(b) = 0), p_c from the table."""
+    hist = np.asarray(_CONVEX_COUNT_HIST, dtype=np.float64)
+    both = hist.min(axis=0)
+    return np.where(hist > 0, both / np.maximum(hist, 1.0), 0.0)
 
 
 def convex(n_train: int = 8000, n_test: int = 50000, *, seed: int = 0) -> Split:
     """One white region; label 1 when it is convex, 0 when it is not.
 
-    A convex image is the intersection of a Geometric(0.195) number of random
-    half-planes, redrawn until it has at least 19 pixels. A non-convex image is the
+    Each image's label is drawn first, 0 or 1 with equal probability; then a
+    *candidate* of that class is drawn. A class-1 candidate is the intersection of a
+    Geometric(0.195) number of random half-planes (each edge passes through a point
+    uniform in [0, 27]^2 at an angle uniform in [0, 2 pi); pixel centres on the edge
+    are inside), redrawn until it has at least 19 pixels. A class-0 candidate is the
     union of 2 to 4 such regions (Geometric(0.07) half-planes, at least 10 pixels
     each), redrawn until the union fails the digital convexity test
     (:func:`lshprof.kernels._images.is_digitally_convex`: some pixel outside the set
-    lies in the convex hull of its pixel centres). Classes are drawn with equal
-    probability. Published split: 6,000 training + 2,000 validation images
-    (``n_train=8000``) and 50,000 test images. (The original set also balanced the
-    two classes' mean number of white pixels; this generator does not.)
+    lies in the convex hull of its pixel centres).
+
+    White-pixel counts are balanced, as in the original set, and not only in the mean:
+    left alone, class-0 candidates average about 470 white pixels and class-1 ones
+    about 270, so counting pixels alone would name the class about 69% of the time.
+    So each candidate is kept or rejected by its number s of white pixels: a
+    candidate of class c is kept with probability ``min(p_0(b), p_1(b)) / p_c(b)``
+    (0 where ``p_c(b) = 0``), ``b = s // 8``, where ``p_0`` and ``p_1`` are the
+    classes' candidate count distributions over these 8-pixel bins; it is kept when
+    the next ``rng.random()`` falls below that probability, and otherwise a new
+    candidate of the same class is drawn from scratch. The kept images of both
+    classes then follow one and the same distribution of binned counts, proportional
+    to ``min(p_0, p_1)`` (mean about 380 white pixels); only the place of a count
+    inside its bin can differ. Each class keeps about 62% of its candidates, and no
+    target shared by the two classes could keep more of both. ``p_0`` and ``p_1`` are
+    the fixed table ``_CONVEX_COUNT_HIST``, estimated from 2,000,000 candidates per
+    class by ``_convex_candidate_histograms(2_000_000, seed=2007)``, so the two
+    classes' binned distributions agree up to that estimate's error (about 1% in
+    most bins, a few % in the sparse bins at the ends).
+
+    Everything is drawn in order from ``numpy.random.default_rng(seed)``: the
+    ``n_train + n_test`` labels, then the images one after another.
+
+    Published split: 6,000 training + 2,000 validation images (``n_train=8000``) and
+    50,000 test images.
     """
-    from .kernels._images import is_digitally_convex
+    from ..kernels._images import draw_convex_images
 
     _check_sizes("convex", n_train, n_test)
     rng = np.random.default_rng(seed)
     n = n_train + n_test
     images = np.zeros((n, IMAGE_SIDE, IMAGE_SIDE), dtype=bool)
     labels = rng.integers(0, 2, size=n).astype(np.int64)
-    for i in range(n):
-        if labels[i]:
-            images[i] = _convex_region(rng, 0.195, 19)
-            continue
-        while True:
-            parts = int(rng.integers(2, 5))
-            img = np.zeros((IMAGE_SIDE, IMAGE_SIDE), dtype=bool)
-            for _ in range(parts):
-                img |= _convex_region(rng, 0.07, 10)
-            if not is_digitally_convex(img):
-                images[i] = img
-                break
+    draw_convex_images(rng, labels, _convex_keep_probabilities(), _CONVEX_BIN, images)
     return _split(images, labels, n_train)

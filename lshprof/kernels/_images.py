@@ -4,6 +4,10 @@ A set of pixels S is *digitally convex* when it holds every pixel centre that li
 in the convex hull of its own centres. The pixels of a convex region (e.g. an
 intersection of half-planes) always are; a union of separate convex regions is
 not when its hull takes in a pixel none of them holds.
+
+The kernels below it draw the images of the ``convex`` data set from a numpy
+``Generator`` passed in (numba advances the same stream numpy would); the rule they
+follow is documented in :func:`lshprof.data.convex`.
 """
 
 import numpy as np
@@ -70,3 +74,97 @@ def is_digitally_convex(img):
             if inside:
                 return False
     return True
+
+
+# --- drawing the images of the ``convex`` data set (lshprof.data.convex documents the rule) ---
+
+@njit(**NJIT_SERIAL)
+def _halfplane_region(rng, p, min_pixels, region):
+    """Fills ``region`` (bool [side, side]) with the pixels inside the intersection of a
+    Geometric(``p``) number of random half-planes, redrawn until it holds at least
+    ``min_pixels`` pixels; returns that number. Each half-plane's edge passes through a
+    point uniform in [0, side - 1]^2 at an angle uniform in [0, 2 pi); pixel (x, y) is
+    inside when x cos(angle) + y sin(angle) <= the same for the point. Draws from ``rng``
+    (a numpy Generator) in the order k, then x0, y0, x1, y1, ..., then the k angles."""
+    side = region.shape[0]
+    hi = float(side - 1)
+    while True:
+        k = rng.geometric(p)
+        px = np.empty(k)
+        py = np.empty(k)
+        for j in range(k):
+            px[j] = rng.uniform(0.0, hi)
+            py[j] = rng.uniform(0.0, hi)
+        nx = np.empty(k)
+        ny = np.empty(k)
+        off = np.empty(k)
+        for j in range(k):
+            theta = rng.uniform(0.0, 2.0 * np.pi)
+            nx[j] = np.cos(theta)
+            ny[j] = np.sin(theta)
+            off[j] = px[j] * nx[j] + py[j] * ny[j]
+        count = 0
+        for y in range(side):
+            for x in range(side):
+                inside = True
+                for j in range(k):
+                    if x * nx[j] + y * ny[j] - off[j] > 0.0:
+                        inside = False
+                        break
+                region[y, x] = inside
+                count += inside
+        if count >= min_pixels:
+            return count
+
+
+@njit(**NJIT_SERIAL)
+def _draw_convex_candidate(rng, label, img, scratch):
+    """One draw of class ``label`` before count balancing, into ``img``; returns its
+    number of white pixels. 1: one region (Geometric(0.195) half-planes, >= 19 pixels).
+    0: the union of 2-4 regions (Geometric(0.07), >= 10 pixels each), the number of
+    regions and the regions redrawn together until the union is not digitally convex."""
+    side = img.shape[0]
+    if label == 1:
+        return _halfplane_region(rng, 0.195, 19, img)
+    while True:
+        parts = rng.integers(2, 5)
+        img[:, :] = False
+        for _ in range(parts):
+            _halfplane_region(rng, 0.07, 10, scratch)
+            for y in range(side):
+                for x in range(side):
+                    if scratch[y, x]:
+                        img[y, x] = True
+        if not is_digitally_convex(img):
+            count = 0
+            for y in range(side):
+                for x in range(side):
+                    count += img[y, x]
+            return count
+
+
+@njit(**NJIT_SERIAL)
+def draw_convex_images(rng, labels, keep, bin_width, images):
+    """Fills ``images`` (bool [n, side, side]) with images of the classes ``labels``
+    (int64 [n]): each one is drawn (:func:`_draw_convex_candidate`) and kept with
+    probability ``keep[label, count // bin_width]`` (one ``rng.random()`` per draw,
+    kept when below), else drawn again."""
+    side = images.shape[1]
+    scratch = np.empty((side, side), dtype=np.bool_)
+    for i in range(images.shape[0]):
+        c = labels[i]
+        while True:
+            count = _draw_convex_candidate(rng, c, images[i], scratch)
+            if rng.random() < keep[c, count // bin_width]:
+                break
+
+
+@njit(**NJIT_SERIAL)
+def convex_candidate_counts(rng, label, n, side):
+    """White-pixel counts of ``n`` draws of class ``label`` before count balancing."""
+    img = np.empty((side, side), dtype=np.bool_)
+    scratch = np.empty((side, side), dtype=np.bool_)
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[i] = _draw_convex_candidate(rng, label, img, scratch)
+    return out
