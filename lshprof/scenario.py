@@ -287,9 +287,10 @@ class Scenario:
     stores (and what resuming compares).
     """
 
-    def __init__(self, model: ScenarioModel, source: str):
+    def __init__(self, model: ScenarioModel, source: str, path: Path | None = None):
         self.model = model
-        self.source = source  # file path or "builtin:NAME"
+        self.source = source  # how errors name it: the path, or "NAME.toml (built-in)"
+        self.path = path  # the user's scenario file (None: built-in or built in code)
         self.quick = False
 
     # -- the tables -------------------------------------------------------------------------------
@@ -330,6 +331,13 @@ class Scenario:
 
         m, src = self.model, self.source
         opts = dict(m.data.model_extra or {})
+        if self.path is not None:  # file options are relative to the scenario file's folder
+            for key in ("path", "train", "test", "root"):
+                v = opts.get(key)
+                if isinstance(v, str) and v and not Path(v).expanduser().is_absolute():
+                    opts[key] = str(self.path.parent / v)
+                elif isinstance(v, str) and v:
+                    opts[key] = str(Path(v).expanduser())
         self._data_options = resolve_options(m.data.dataset, opts, quick=self.quick,
                                              keep=tuple(m.quick.data) if self.quick else (),
                                              where=f"{src}: [data]")
@@ -452,7 +460,7 @@ class Scenario:
                 raise ConfigError(f"{self.source}: --methods: no method {unknown[0]!r} in this "
                                   f"scenario; it has: {', '.join(d['methods'])}")
             d["methods"] = {k: v for k, v in d["methods"].items() if k in methods}
-        return _build(d, self.source, quick=self.quick or quick)
+        return _build(d, self.source, quick=self.quick or quick, path=self.path)
 
     def _fractions(self, method: str, t: MethodTable) -> list[float]:
         if method not in FRACTION_PARAM:
@@ -485,12 +493,13 @@ class Scenario:
         return out
 
 
-def _build(d: dict[str, Any], source: str, *, quick: bool = False) -> Scenario:
+def _build(d: dict[str, Any], source: str, *, quick: bool = False,
+           path: Path | None = None) -> Scenario:
     try:
         model = ScenarioModel.model_validate(d)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_pydantic_message(exc)}") from None
-    s = Scenario(model, source)
+    s = Scenario(model, source, path)
     s.quick = quick
     s._check()
     return s
@@ -501,10 +510,11 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     text_name = str(name_or_path)
     path = Path(text_name)
     builtins = builtin_scenarios()
+    user_file = None
     if not path.suffix and text_name in builtins:
         path, source = builtins[text_name], f"{text_name}.toml (built-in)"
     elif path.exists():
-        source = text_name
+        source, user_file = text_name, path.resolve()
     elif not path.suffix:
         raise ConfigError(f"no built-in scenario {text_name!r} and no such file; built-in: "
                           f"{', '.join(builtins)} (see lshprof scenarios)")
@@ -518,4 +528,4 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
-    return _build(copy.deepcopy(raw), source)
+    return _build(copy.deepcopy(raw), source, path=user_file)

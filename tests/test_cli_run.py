@@ -389,3 +389,28 @@ def test_packaging_lists_every_subpackage(root):
     assert set(conf["packages"]) == found | {"lshprof.scenarios"}
     assert conf["package-dir"]["lshprof.scenarios"] == "scenarios"
     assert "*.toml" in conf["package-data"]["lshprof.scenarios"]
+
+
+def test_user_data_paths_are_relative_to_the_scenario_file(lshprof_cmd, cli_env, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "project"
+    (folder / "data").mkdir(parents=True)
+    X = rng.normal(size=(120, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    np.savez(folder / "data" / "mine.npz", X=X, y=y)
+    f = folder / "mine.toml"
+    f.write_text(GOOD.replace('dataset = "gaussian"\nn_train = 100\nn_test = 50\nn_features = 8',
+                              'dataset = "npz"\npath = "data/mine.npz"'))
+    out = tmp_path / "out"
+    r = run(lshprof_cmd, cli_env, "run", str(f), "-q", "-o", str(out), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    settings = read_run(out)["scenario"]["settings"]
+    assert settings["data"]["path"] == str(folder / "data" / "mine.npz")
+    assert set(load_results(out)["n_train"]) == {96}
+    # a wrong path names the file option and the scenario
+    f.write_text(f.read_text().replace("data/mine.npz", "data/other.npz"))
+    r = run(lshprof_cmd, cli_env, "run", str(f), "-o", str(tmp_path / "out2"), cwd=tmp_path)
+    assert r.returncode == 2 and "other.npz" in r.stderr and "'path'" in r.stderr
+    assert not (tmp_path / "out2").exists()

@@ -135,7 +135,7 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
                         if v > 0 else "must be > 0"),
          "max_shift": Option(2, (int,), "largest translation in pixels", _nonneg),
          "root": _path(_ROOT_HELP, None)},
-        quick={"n_train": 5000, "n_test": 1000}, fetch="mnist", preflight="mnist:preflight",
+        quick={"n_train": 5000, "n_test": 1000}, fetch="mnist", preflight="mnist8m:preflight",
         origin="file"),
     Dataset(
         "norb-small", "small NORB: 5 toy categories, two 96x96 stereo images pooled to 2x32x32 "
@@ -177,7 +177,8 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
          "n_features": _count(128, "features"), "n_classes": _count(100000, "classes"),
          "n_clusters": _count(1000, "clusters of related classes"),
          "zipf": _real(1.0, "exponent of the class-frequency power law (0: uniform)"),
-         "noise": _real(0.5, "deviation of the samples around their class prototype")},
+         "noise": _real(0.5, "deviation of the samples around their class prototype"),
+         "spread": _real(0.2, "how far apart the classes of one cluster lie")},
         quick={"n_train": 20000, "n_test": 2000, "n_classes": 10000, "n_clusters": 100}),
 )}
 
