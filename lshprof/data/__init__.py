@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from ._generated import Split
 
 _GENERATED = ("Split", "gaussian_clusters", "rectangles", "convex", "IMAGE_SIDE")
 

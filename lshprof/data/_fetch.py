@@ -533,3 +533,31 @@ def read_exact(fh: BinaryIO, buffer: memoryview) -> int:
         buffer[pos:pos + len(chunk)] = chunk
         pos += len(chunk)
     return pos
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """``(60000, 28, 28)`` -> ``60000x28x28``, for messages."""
+    return "x".join(str(d) for d in shape) or "scalar"
+
+
+def read_body(fh: BinaryIO, path, shape: tuple[int, ...], dtype, kind: str):
+    """The array of ``shape`` and ``dtype`` that follows a file header in ``fh``, in native
+    byte order. Raises :class:`DataError` naming ``path`` for a negative dimension, a
+    truncated body, or bytes beyond the body. ``kind`` names the format (``IDX``)."""
+    import numpy as np
+
+    if any(d < 0 for d in shape):
+        raise DataError(f"{path}: corrupt {kind} header: negative dimension in "
+                        f"{shape_text(shape)}")
+    count = int(np.prod(shape, dtype=np.int64))
+    expected = count * dtype.itemsize
+    data = np.empty(count, dtype=dtype)
+    got = read_exact(fh, memoryview(data.view(np.uint8)))
+    if got < expected:
+        raise DataError(f"{path}: truncated: header says {shape_text(shape)} "
+                        f"({expected} bytes), file has {got}")
+    if fh.read(1):
+        raise DataError(f"{path}: longer than its header says ({shape_text(shape)}, "
+                        f"{expected} bytes of data)")
+    data = data.reshape(shape)
+    return data if dtype.itemsize == 1 else data.astype(dtype.newbyteorder("="))

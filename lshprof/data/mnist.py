@@ -30,10 +30,6 @@ _IDX_TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"
               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "x".join(str(d) for d in shape) or "scalar"
-
-
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """The array stored in IDX file ``path`` (plain or gzip), in native byte order.
 
@@ -58,23 +54,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
                 raise DataError(f"{path}: truncated: header announces {ndim} dimensions, "
                                 f"file ends after {len(raw_dims) // 4}")
             shape = tuple(int(d) for d in np.frombuffer(raw_dims, dtype=">i4"))
-            if any(d < 0 for d in shape):
-                raise DataError(f"{path}: corrupt IDX header: negative dimension in "
-                                f"{_shape_text(shape)}")
-            count = int(np.prod(shape, dtype=np.int64))
-            expected = count * dtype.itemsize
-            data = np.empty(count, dtype=dtype)
-            got = _fetch.read_exact(fh, memoryview(data.view(np.uint8)))
-            if got < expected:
-                raise DataError(f"{path}: truncated: header says {_shape_text(shape)} "
-                                f"({expected} bytes), file has {got}")
-            if fh.read(1):
-                raise DataError(f"{path}: longer than its header says ({_shape_text(shape)}, "
-                                f"{expected} bytes of data)")
+            data = _fetch.read_body(fh, path, shape, dtype, "IDX")
         except _fetch.GZIP_ERRORS as exc:
             raise DataError(f"{path}: corrupt gzip data: {exc}") from None
-    data = data.reshape(shape)
-    return data if dtype.itemsize == 1 else data.astype(dtype.newbyteorder("="))
+    return data
 
 
 def _read_pair(where: Path, images_file: str, labels_file: str) -> tuple[np.ndarray, np.ndarray]:
@@ -84,10 +67,10 @@ def _read_pair(where: Path, images_file: str, labels_file: str) -> tuple[np.ndar
     labels = read_idx(labels_path)
     if images.dtype != np.uint8 or images.ndim != 3:
         raise DataError(f"{images_path}: expected uint8 images N x rows x columns, got "
-                        f"{images.dtype} {_shape_text(images.shape)}")
+                        f"{images.dtype} {_fetch.shape_text(images.shape)}")
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise DataError(f"{labels_path}: expected uint8 labels of one dimension, got "
-                        f"{labels.dtype} {_shape_text(labels.shape)}")
+                        f"{labels.dtype} {_fetch.shape_text(labels.shape)}")
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{where}: {images_path.name} holds {images.shape[0]} images but "
                         f"{labels_path.name} holds {labels.shape[0]} labels")
@@ -105,8 +88,8 @@ def read_mnist(root: str | os.PathLike | None = None
     x_train, y_train = _read_pair(where, FILES["train_images"], FILES["train_labels"])
     x_test, y_test = _read_pair(where, FILES["test_images"], FILES["test_labels"])
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise DataError(f"{where}: training images are {_shape_text(x_train.shape[1:])} but "
-                        f"test images are {_shape_text(x_test.shape[1:])}")
+        raise DataError(f"{where}: training images are {_fetch.shape_text(x_train.shape[1:])} but "
+                        f"test images are {_fetch.shape_text(x_test.shape[1:])}")
     return x_train, y_train, x_test, y_test
 
 

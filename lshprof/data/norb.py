@@ -42,10 +42,6 @@ _MAGIC = {0x1E3D4C55: np.dtype("<u1"), 0x1E3D4C54: np.dtype("<i4"), 0x1E3D4C56: 
 _MAX_NDIM = 32
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "x".join(str(d) for d in shape) or "scalar"
-
-
 def read_norb_file(path: str | os.PathLike) -> np.ndarray:
     """The array stored in NORB matrix file ``path`` (plain or gzip), in native byte order.
 
@@ -70,23 +66,10 @@ def read_norb_file(path: str | os.PathLike) -> np.ndarray:
                 raise DataError(f"{path}: truncated: header announces {ndim} dimensions, "
                                 f"file ends after {len(raw_dims) // 4}")
             shape = tuple(int(d) for d in np.frombuffer(raw_dims, dtype="<i4")[:ndim])
-            if any(d < 0 for d in shape):
-                raise DataError(f"{path}: corrupt NORB header: negative dimension in "
-                                f"{_shape_text(shape)}")
-            count = int(np.prod(shape, dtype=np.int64))
-            expected = count * dtype.itemsize
-            data = np.empty(count, dtype=dtype)
-            got = _fetch.read_exact(fh, memoryview(data.view(np.uint8)))
-            if got < expected:
-                raise DataError(f"{path}: truncated: header says {_shape_text(shape)} "
-                                f"({expected} bytes), file has {got}")
-            if fh.read(1):
-                raise DataError(f"{path}: longer than its header says ({_shape_text(shape)}, "
-                                f"{expected} bytes of data)")
+            data = _fetch.read_body(fh, path, shape, dtype, "NORB")
         except _fetch.GZIP_ERRORS as exc:
             raise DataError(f"{path}: corrupt gzip data: {exc}") from None
-    data = data.reshape(shape)
-    return data if dtype.itemsize == 1 else data.astype(dtype.newbyteorder("="))
+    return data
 
 
 def _read_part(where: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
@@ -97,11 +80,11 @@ def _read_part(where: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
     dat = read_norb_file(dat_path)
     if dat.dtype != np.uint8 or dat.ndim != 4 or dat.shape[1:] != (2, IMAGE_SIDE, IMAGE_SIDE):
         raise DataError(f"{dat_path}: expected uint8 stereo pairs N x 2 x 96 x 96, got "
-                        f"{dat.dtype} {_shape_text(dat.shape)}")
+                        f"{dat.dtype} {_fetch.shape_text(dat.shape)}")
     cat = read_norb_file(cat_path)
     if cat.dtype != np.int32 or cat.ndim != 1:
         raise DataError(f"{cat_path}: expected int32 categories of one dimension, got "
-                        f"{cat.dtype} {_shape_text(cat.shape)}")
+                        f"{cat.dtype} {_fetch.shape_text(cat.shape)}")
     if dat.shape[0] != cat.shape[0]:
         raise DataError(f"{where}: {dat_path.name} holds {dat.shape[0]} pairs but {cat_path.name} holds "
                         f"{cat.shape[0]} categories")
