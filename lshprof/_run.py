@@ -254,7 +254,7 @@ def print_summary(out: Path, *, quiet: bool = False) -> None:
     df = load_results(out)
     meta = read_run(out)
     s = summarize(df)
-    console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
     source = (meta.get("energy") or {}).get("source", "none")
     scen = (meta.get("scenario") or {})
     sweep_threads = len(set(s["threads"])) > 1 if len(s) else False
@@ -265,11 +265,12 @@ def print_summary(out: Path, *, quiet: bool = False) -> None:
         "time vs dense", "energy J" + (" (est.)" if source == "estimated" else ""),
         "energy vs dense", "energy source"]
     for c in cols:
-        table.add_column(c, justify="left" if c in ("method", "energy source") else "right")
+        table.add_column(c, justify="left" if c in ("method", "energy source") else "right",
+                         no_wrap=c in ("method", "test accuracy"))
     for _, r in s.iterrows():
         acc = _fmt(r["accuracy"], ".3f")
         if not math.isnan(r["accuracy_sd"]):
-            acc += f" ± {r['accuracy_sd']:.3f}"
+            acc += f"±{r['accuracy_sd']:.3f}"
         cells = [str(r["method"]), _fmt(r["fraction"], "g")]
         if sweep_threads:
             cells.append(str(int(r["threads"])))
