@@ -106,16 +106,18 @@ class MLP:
         B = logits.batch_size
         full = logits.dense_view()
         if full is not None:
-            z = full.astype(np.float64)
-            z -= z.max(axis=1, keepdims=True)
-            p = np.exp(z)
-            p /= p.sum(axis=1, keepdims=True)
+            # in the layer's dtype and in place (a 128 x 100,000 output stays cheap); the
+            # row sums and the loss accumulate in float64
             rows = np.arange(B)
-            loss = float(-np.log(np.maximum(p[rows, y], 1e-300)).mean())
+            z = full - full.max(axis=1, keepdims=True)
+            z_y = z[rows, y].astype(np.float64)
+            np.exp(z, out=z)
+            s = z.sum(axis=1, dtype=np.float64)
+            loss = float((np.log(s) - z_y).mean())
             correct = int((full.argmax(axis=1) == y).sum())
-            p[rows, y] -= 1.0
-            grad = (p / B).astype(full.dtype)
-            return loss, ActiveSet.full(grad), correct
+            z *= (1.0 / (s * B)).astype(z.dtype)[:, None]
+            z[rows, y] -= z.dtype.type(1.0 / B)
+            return loss, ActiveSet.full(z), correct
         g = np.empty(logits.nnz, dtype=np.float64)
         losses, ok, missing = K.csr_softmax_xent(logits.indptr, logits.indices,
                                                  logits.values.astype(np.float64), y, g)
