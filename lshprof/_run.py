@@ -12,6 +12,7 @@ finished cell and re-runs the one that was cut short.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -115,7 +116,7 @@ def run_scenario(args: argparse.Namespace) -> int:
         say(f"resuming {out}: {len(finished)} of {len(cells)} cells already finished")
 
     with err.status(f"preparing data set {m.data.dataset} ...", spinner="dots") \
-            if not quiet and err.is_terminal else _nullcontext():
+            if not quiet and err.is_terminal else contextlib.nullcontext():
         t0 = time.perf_counter()
         data = D.load(m.data.dataset, scen.data_options, seed=m.data.seed)
         data_s = time.perf_counter() - t0
@@ -127,14 +128,6 @@ def run_scenario(args: argparse.Namespace) -> int:
         f"{len(cells)} cells x {epochs} epochs, batch {m.training.batch_size}, "
         f"{m.training.optimizer}")
     return _train_cells(args, scen, data, out, resume, cells, finished, err, say)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _train_cells(args, scen, data, out: Path, resume: bool, cells, finished: set[str], err,
@@ -184,19 +177,17 @@ def _train_cells(args, scen, data, out: Path, resume: bool, cells, finished: set
                                         description=f"epoch {epoch_no[0] + (n < total)}/"
                                                     f"{m.training.epochs}")
 
-                    kwargs = dict(params=cell.params, output_method="dense", output_params=None)
-                    layer_method = cell.method
-                    if on_output:
-                        kwargs = dict(params={}, output_method=cell.method,
-                                      output_params=cell.params)
-                        layer_method = "dense"
+                    # the methods replace the hidden layers, or the output layer only
+                    hidden_method, hidden_params = (("dense", {}) if on_output
+                                                    else (cell.method, cell.params))
                     _, rows = runner.run_cell(
-                        cell.label, layer_method, kwargs["params"], data, hidden=hidden,
+                        cell.label, hidden_method, hidden_params, data, hidden=hidden,
                         epochs=m.training.epochs, batch_size=m.training.batch_size,
                         seed=cell.seed, fraction=cell.fraction, optimizer=m.training.optimizer,
                         optimizer_params=cell.optimizer_params,
-                        activation=m.network.activation, output_method=kwargs["output_method"],
-                        output_params=kwargs["output_params"], threads=cell.threads,
+                        activation=m.network.activation,
+                        output_method=cell.method if on_output else "dense",
+                        output_params=cell.params if on_output else None, threads=cell.threads,
                         extra={"cell": cell.id, "dataset": m.data.dataset,
                                "scenario": scen.name, "applied_to": m.network.apply_to},
                         on_batch=on_batch)
@@ -239,8 +230,9 @@ def _progress(console, quiet: bool):
                     disable=quiet or not console.is_terminal)
 
 
-def _fmt(v: float, spec: str, dash: str = "-") -> str:
-    return dash if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+def _fmt(v: float, spec: str, suffix: str = "") -> str:
+    """``v`` formatted, or ``-`` when it is missing (None or NaN)."""
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec) + suffix
 
 
 def print_summary(out: Path, *, quiet: bool = False) -> None:
@@ -276,11 +268,9 @@ def print_summary(out: Path, *, quiet: bool = False) -> None:
             cells.append(str(int(r["threads"])))
         cells += [str(r["seeds"]), acc, _fmt(r["accuracy_gap"], "+.3f"),
                   _fmt(r["macs_per_sample"], ",.0f"), _fmt(r["mac_share"], ".1%"),
-                  _fmt(r["train_s"], ".2f"), _fmt(r["time_share"], ".2f") + "x"
-                  if not math.isnan(r["time_share"]) else "-",
-                  _fmt(r["energy_j"], ".3g"),
-                  _fmt(r["energy_share"], ".2f") + "x" if not math.isnan(r["energy_share"])
-                  else "-", r["energy_source"]]
+                  _fmt(r["train_s"], ".2f"), _fmt(r["time_share"], ".2f", "x"),
+                  _fmt(r["energy_j"], ".3g"), _fmt(r["energy_share"], ".2f", "x"),
+                  r["energy_source"]]
         table.add_row(*cells)
     console.print(table)
     if not quiet:

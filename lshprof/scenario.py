@@ -244,22 +244,15 @@ def _allowed(model: type[BaseModel] | None) -> str:
 
 
 def _model_at(loc: tuple) -> type[BaseModel] | None:
-    model: Any = ScenarioModel
+    """The table model at key path ``loc`` (None where it is not a table of fixed keys)."""
+    model: type[BaseModel] = ScenarioModel
     for part in loc:
-        if part == "methods" and model is ScenarioModel:
-            model = "methods"
-            continue
-        if model == "methods":
-            model = MethodTable
-            continue
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
+        field = model.model_fields.get(part)
+        ann = field.annotation if field is not None else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
             return None
-        ann = field.annotation
-        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-        if model is None:
-            return None
-    return model if isinstance(model, type) else None
+        model = ann
+    return model
 
 
 def _pydantic_message(exc: ValidationError) -> str:

@@ -60,19 +60,12 @@ def cell_table(df):
     cells = pd.DataFrame(rows)
     # relative to the dense cell at the same seed and threads (and run)
     ref_keys = [k for k in keys if k not in ("method", "fraction")]
-    dense = cells[cells["method"] == "dense"].set_index(ref_keys)
-    for col, out in (("train_s", "time_share"), ("energy_j", "energy_share"),
-                     ("accuracy", "accuracy_gap")):
-        vals = []
-        for _, r in cells.iterrows():
-            k = tuple(r[c] for c in ref_keys)
-            k = k[0] if len(k) == 1 else k
-            ref = dense[col].get(k, math.nan) if len(dense) else math.nan
-            if isinstance(ref, pd.Series):
-                ref = ref.iloc[0]
-            vals.append(r[col] - ref if out == "accuracy_gap" else
-                        (r[col] / ref if ref and not math.isnan(ref) else math.nan))
-        cells[out] = vals
+    dense = cells.loc[cells["method"] == "dense", ref_keys + ["train_s", "energy_j", "accuracy"]]
+    ref = cells[ref_keys].merge(dense.drop_duplicates(ref_keys), on=ref_keys, how="left")
+    nonzero = ref[["train_s", "energy_j"]].where(ref[["train_s", "energy_j"]] != 0)
+    cells["time_share"] = cells["train_s"] / nonzero["train_s"]
+    cells["energy_share"] = cells["energy_j"] / nonzero["energy_j"]
+    cells["accuracy_gap"] = cells["accuracy"] - ref["accuracy"]
     return cells
 
 

@@ -208,7 +208,7 @@ def resolve_options(name: str, options: dict[str, Any] | None = None, *,
             if k in keep:
                 continue
             given = options.get(k, out[k])
-            out[k] = min(v, given) if isinstance(given, int) and given is not REQUIRED else v
+            out[k] = min(v, given) if isinstance(given, int) else v
             options.pop(k, None)
     out.update(options)
     for k, o in ds.options.items():
