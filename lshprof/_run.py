@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import ConfigError, ResultsError
 
-__all__ = ["run_scenario", "default_out", "print_summary"]
+__all__ = ["run_scenario", "default_out", "print_summary", "write_run_report"]
 
 RUNS_DIR = "runs"
 
@@ -112,7 +112,7 @@ def run_scenario(args: argparse.Namespace) -> int:
         if len(finished) == len(cells) and old.get("complete"):
             say(f"{out} already holds every cell of this sweep ({len(cells)}); nothing to run")
             print_summary(out, quiet=quiet)
-            return 0
+            return write_run_report(args, out)
         say(f"resuming {out}: {len(finished)} of {len(cells)} cells already finished")
 
     with err.status(f"preparing data set {m.data.dataset} ...", spinner="dots") \
@@ -204,6 +204,28 @@ def _train_cells(args, scen, data, out: Path, resume: bool, cells, finished: set
                   f"in {out}; resume with: {_resume_command(args, out)}")
         return 130
     print_summary(out, quiet=args.quiet)
+    return write_run_report(args, out)
+
+
+REPORT_FILE = "report.html"
+
+
+def write_run_report(args, out: Path) -> int:
+    """``OUT/report.html`` for a finished run (unless ``--no-report``). The results are on disk
+    already, so a report that cannot be written costs nothing but the page: it is said in one
+    line and the exit status is 1."""
+    if not getattr(args, "report", True):
+        return 0
+    from .errors import LshprofError
+    from .report import write_report
+
+    try:
+        page = write_report([out], out / REPORT_FILE)
+    except LshprofError as exc:
+        print(f"lshprof run: report not written: {exc}; the results are kept in {out}; write it "
+              f"later with: lshprof report {out}", file=sys.stderr)
+        return 1
+    print(f"report: {page}")
     return 0
 
 

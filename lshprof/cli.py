@@ -167,7 +167,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_energy_options(run, backend=False)
     run.add_argument("--idle-baseline", type=_seconds, default=None, metavar="SECONDS",
                      help="seconds of idle power measured first, instead of the scenario's")
+    run.add_argument("--no-report", dest="report", action="store_false",
+                     help="do not write the HTML report (DIR/report.html) at the end")
     run.set_defaults(func=cmd_run)
+
+    rep = sub.add_parser(
+        "report", help="write an interactive HTML report of one or more runs",
+        description="Write one self-contained, interactive HTML page (plotly) of one or more "
+                    "run folders: the paper's claims with verdicts computed from the "
+                    "measurements, figures of accuracy, MACs, time, energy, realized saving, LSH "
+                    "selection quality, training curves and (for several runs) a comparison, "
+                    "the raw numbers and the run metadata. It works offline.")
+    rep.add_argument("runs", nargs="+", metavar="RUN",
+                     help="run folder(s), run.json file(s) or folder(s) of runs")
+    rep.add_argument("-o", "--out", metavar="FILE", default=None,
+                     help="page to write (default reports/RUN.html)")
+    rep.add_argument("--plotlyjs", choices=("embed", "beside"), default="embed",
+                     help="embed plotly.js in the page (default), or write it beside the page "
+                          "once and load it from there (smaller pages that share one copy)")
+    rep.set_defaults(func=cmd_report)
 
     sc = sub.add_parser(
         "scenarios", help="list the built-in scenarios, or print one",
@@ -242,6 +260,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ._run import run_scenario
 
     return run_scenario(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import default_report_path, write_report
+
+    out = write_report(args.runs, args.out or default_report_path(args.runs),
+                       plotlyjs=args.plotlyjs)
+    print(f"report: {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:

@@ -10,6 +10,10 @@ are several). Shares are relative to dense:
 * ``time_share`` / ``energy_share``: the cell's training time (energy) over the
   ``dense`` cell's at the same seed and thread count (missing without a dense cell);
 * ``accuracy_gap``: the cell's final test accuracy minus dense's.
+
+``kind`` is the layer method a label stands for (a scenario may label an ``lsh``
+layer ``lsh-dwta``): the method of the layers the sweep replaced, hidden or output.
+The dense reference is the cell of kind ``dense`` (the one labelled ``dense`` first).
 """
 
 from __future__ import annotations
@@ -19,6 +23,15 @@ import math
 __all__ = ["cell_table", "summarize"]
 
 CELL_KEYS = ["method", "fraction", "seed", "threads"]
+
+
+def _kind(row) -> str:
+    """The layer method behind a row's label: the output layer's for methods applied to the
+    output layer, else the hidden layers'."""
+    applied = row.get("applied_to")
+    col = "output_method" if applied == "output" else "layer_method"
+    value = row.get(col)
+    return str(value) if isinstance(value, str) and value else str(row["method"])
 
 
 def _num(df, col):
@@ -44,6 +57,7 @@ def cell_table(df):
         energy = _num(g, "energy_j")
         row = dict(zip(keys, key))
         row.update(
+            kind=_kind(last),
             epochs=int(len(g)),
             accuracy=float(last["eval_accuracy"]),
             loss=float(last["loss"]),
@@ -60,7 +74,9 @@ def cell_table(df):
     cells = pd.DataFrame(rows)
     # relative to the dense cell at the same seed and threads (and run)
     ref_keys = [k for k in keys if k not in ("method", "fraction")]
-    dense = cells.loc[cells["method"] == "dense", ref_keys + ["train_s", "energy_j", "accuracy"]]
+    dense = cells.loc[cells["kind"] == "dense"]
+    dense = dense.iloc[(dense["method"] != "dense").argsort(kind="stable")]  # label dense first
+    dense = dense[ref_keys + ["train_s", "energy_j", "accuracy"]]
     ref = cells[ref_keys].merge(dense.drop_duplicates(ref_keys), on=ref_keys, how="left")
     nonzero = ref[["train_s", "energy_j"]].where(ref[["train_s", "energy_j"]] != 0)
     cells["time_share"] = cells["train_s"] / nonzero["train_s"]
@@ -69,29 +85,42 @@ def cell_table(df):
     return cells
 
 
-def summarize(df):
-    """One row per (method, fraction, threads): means over seeds (``*_sd``: deviations when
-    there are several seeds), in the order the methods first appear."""
+def summarize(df, cells=None):
+    """One row per (run, method, fraction, threads): means over seeds (``*_sd``: their
+    deviations when there are several seeds), in the order the methods first appear.
+    ``run`` is a key only when ``df`` has the column (``load_results`` adds it);
+    ``cells`` reuses a :func:`cell_table` already made from ``df``."""
     import pandas as pd
 
-    cells = cell_table(df)
+    cells = cell_table(df) if cells is None else cells
     if cells.empty:
         return cells
-    keys = ["method", "fraction", "threads"]
+    keys = (["run"] if "run" in cells.columns else []) + ["method", "fraction", "threads"]
     order = {m: i for i, m in enumerate(dict.fromkeys(cells["method"]))}
+    runs = {r: i for i, r in enumerate(dict.fromkeys(cells["run"]))} if "run" in keys else {}
+    cells = cells.assign(time_per_sample_s=cells["train_s"] / cells["samples"].where(
+                             cells["samples"] > 0),
+                         energy_per_sample_j=cells["energy_j"] / cells["samples"].where(
+                             cells["samples"] > 0))
     rows = []
     for key, g in cells.groupby(keys, dropna=False, sort=False):
         row = dict(zip(keys, key))
+        row["kind"] = str(g["kind"].iloc[0])
         row["seeds"] = int(g["seed"].nunique())
         for col in ("accuracy", "accuracy_gap", "mac_share", "time_share", "energy_share",
-                    "train_s", "energy_j", "macs", "samples"):
+                    "train_s", "energy_j", "macs", "samples", "time_per_sample_s",
+                    "energy_per_sample_j"):
             row[col] = float(g[col].mean())
-            if col in ("accuracy", "train_s", "energy_j"):
+            if col not in ("macs", "samples"):  # deterministic at a fixed data set
                 row[f"{col}_sd"] = float(g[col].std()) if len(g) > 1 else math.nan
         row["energy_source"] = ", ".join(sorted(set(g["energy_source"])))
         row["macs_per_sample"] = row["macs"] / row["samples"] if row["samples"] else math.nan
         rows.append(row)
     out = pd.DataFrame(rows)
     out["_order"] = out["method"].map(order)
-    out = out.sort_values(["threads", "_order", "fraction"], na_position="first")
-    return out.drop(columns="_order").reset_index(drop=True)
+    sort = ["threads", "_order", "fraction"]
+    if runs:
+        out["_run"] = out["run"].map(runs)
+        sort = ["_run"] + sort
+    out = out.sort_values(sort, na_position="first")
+    return out.drop(columns=[c for c in ("_order", "_run") if c in out]).reset_index(drop=True)
