@@ -301,7 +301,7 @@ def print_summary(out: Path, *, quiet: bool = False) -> None:
             "difference from dense. MACs: exact multiply-accumulates of training (forward, "
             "choosing, hashing, re-hashing, backward), per training sample and as a share of "
             "what dense layers of the same shapes perform. Times: wall clock of the training "
-            "passes, warm-up excluded; 'time vs dense' divides by the dense cell's time at the "
+            "passes, warm-up and the selection-quality measurement excluded; 'time vs dense' divides by the dense cell's time at the "
             "same seed and threads.")
         if source == "estimated":
             console.print("Energy is ESTIMATED from a per-operation model (lshprof.energy."

@@ -298,7 +298,9 @@ def _fig3_time(run: Run, colors) -> list | Missing:
         ys = [phase.get(_key(r, keys), {}).get(f"wall_{p}_s") for _, r in s.iterrows()]
         if not any(y for y in ys):
             continue
-        traces.append(go.Bar(x=labels, y=ys, name=p, marker_color=PHASE_COLORS.get(p),
+        traces.append(go.Bar(x=labels, y=ys, name=p if p != "quality" else
+                             "quality (lshprof's measurement, left out of shares)",
+                             marker_color=PHASE_COLORS.get(p),
                              legendgroup="phases", xaxis="x", yaxis="y",
                              hovertemplate="%{x}<br>" + p + ": %{y:.4g} s<extra></extra>"))
     us = [v * 1e6 if _finite(v) else None for v in s["time_per_sample_s"]]
@@ -574,15 +576,19 @@ def _sections(runs: list[Run]) -> list[dict]:
         _figure(3, one(_fig3_time), _two_panels("training seconds (summed over epochs)",
                                                 "µs per training sample", barmode="stack"),
                 caption="Left: wall time of the training passes by phase (warm-up and "
-                        "compilation excluded), mean over seeds. Right: time per training "
-                        "sample with its deviation over seeds."),
+                        "compilation excluded), mean over seeds. 'quality' is lshprof's own "
+                        "measurement of LSH's choices ([measure] quality), not the method's "
+                        "work: it is left out of time per sample, time shares and the claims. "
+                        "Right: time per training sample with its deviation over seeds."),
         _figure(4, one(_fig4_energy), _two_panels(
             "µJ per training sample" + (" (estimated)" if est else ""),
             "µJ per training sample" + (" (estimated)" if est else ""),
             xaxis2=dict(domain=[0.65, 1], anchor="y2", title="MACs per training sample")),
                 note=energy_note,
                 caption="Left: training energy per sample by method and fraction. Right: the "
-                        "same energy against the MACs per sample."),
+                        "same energy against the MACs per sample. With [measure] quality on, "
+                        "LSH's energy includes lshprof's measurement of its choices: energy "
+                        "cannot be split by phase the way time is."),
         _figure(5, one(_fig5_realized), dict(
             xaxis=dict(title="MAC share of dense", rangemode="tozero"),
             yaxis=dict(title="time (energy) share of dense", rangemode="tozero")),

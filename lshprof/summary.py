@@ -11,6 +11,11 @@ are several). Shares are relative to dense:
   ``dense`` cell's at the same seed and thread count (missing without a dense cell);
 * ``accuracy_gap``: the cell's final test accuracy minus dense's.
 
+``train_s`` is the wall time of the training passes less the time of the optional
+selection-quality measurement (``[measure] quality``), which, like its MACs, is not the
+method's work. Energy cannot be split that way: with quality on, a sparse cell's
+energy includes that measurement.
+
 ``kind`` is the layer method a label stands for (a scenario may label an ``lsh``
 layer ``lsh-dwta``): the method of the layers the sweep replaced, hidden or output.
 The dense reference is the cell of kind ``dense`` (the one labelled ``dense`` first).
@@ -63,7 +68,11 @@ def cell_table(df):
             loss=float(last["loss"]),
             macs=float(_num(g, "macs_total").sum()),
             macs_dense_equivalent=float(_num(g, "macs_dense_equivalent").sum()),
-            train_s=float(_num(g, "wall_elapsed_s").sum()),
+            # the optional selection-quality measurement is lshprof's, not the method's: its
+            # MACs are outside macs_total, and its time is taken out here
+            train_s=float(_num(g, "wall_elapsed_s").sum())
+            - (float(_num(g, "wall_quality_s").fillna(0).sum())
+               if "wall_quality_s" in g.columns else 0.0),
             samples=n_seen,
             energy_j=float(energy.sum()) if len(energy) and energy.notna().all() else math.nan,
             energy_source=str(last.get("energy_source", "none") or "none"),

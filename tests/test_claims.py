@@ -141,3 +141,13 @@ def test_lsh_is_found_by_its_layer_method_not_its_label():
     got = by_key(table(spec))
     assert got["macs"].verdict == C.HOLDS and got["accuracy"].verdict == C.HOLDS
     assert got["time"].verdict == C.HOLDS      # "full" is the dense reference
+
+
+def test_quality_measurement_time_is_not_the_methods():
+    df = table([("dense", "dense", N, 0, 1, 0.95, 1000, 10.0, N),
+                ("lsh", "lsh", 0.05, 0, 1, 0.95, 50, 3.0, N)])
+    df["wall_quality_s"] = [0.0, 2.0]
+    s = summarize(df).set_index("method")
+    assert s.loc["lsh", "train_s"] == pytest.approx(1.0)
+    assert s.loc["lsh", "time_share"] == pytest.approx(0.1)
+    assert s.loc["dense", "train_s"] == pytest.approx(10.0)

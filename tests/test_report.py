@@ -2,10 +2,8 @@
 traces and the measured values, "not measured" where data is missing, escaping, offline."""
 
 import json
-import math
 import re
 import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -154,6 +152,8 @@ def test_every_figure_of_a_ci_run(ci_runs, ci_page):
     f7 = figs[7]
     assert len(f7["data"]) == 2 * len(methods)
     assert all(t["x"] == [1, 2] for t in f7["data"])
+    for num, title in FIGURES.items():
+        assert f"<h3>{num}. {title}</h3>" in ci_page
     # 8: not measured, and said so
     assert "not measured" in section(ci_page, 8) and "one run given" in section(ci_page, 8)
 
@@ -235,7 +235,7 @@ def test_text_from_scenarios_and_metadata_is_escaped(ci_runs, tmp_path):
     body = page[page.index("</head>"):]
     assert EVIL not in body and "<img src=x" not in body and "<b>lsh</b>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
-    assert f"<title>lshprof report: &lt;script&gt;" in page
+    assert "<title>lshprof report: &lt;script&gt;" in page
     # in the figures the label is escaped too (plotly shows entities as text)
     f1 = figures_in(page)[1]
     assert "&lt;b&gt;lsh&lt;/b&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in names(f1)
