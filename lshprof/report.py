@@ -226,24 +226,33 @@ def _axis_menu(axis: str, label: str, *, x: float, y: float = 1.18) -> dict:
                     dict(label="linear", method="relayout", args=[{f"{axis}.type": "linear"}])])
 
 
+def _phase_bars(run: Run, phases, column: str, *, per_sample: bool, name, hover: str):
+    """``(labels, stacked bars)``: one bar per summary row, one trace per phase that is ever
+    non-zero; ``column`` names a phase's column (``"macs_{}"``), ``name`` a phase's label."""
+    go = _go()
+    s = run.summary
+    keys = [k for k in ("method", "fraction", "threads") if k in s.columns]
+    phase = _phase_means(run.rows, keys, [column.format(p) for p in phases],
+                         per_sample=per_sample)
+    threads = _with_threads(s)
+    labels = [_row_label(r, threads) for _, r in s.iterrows()]
+    traces = []
+    for p in phases:
+        ys = [phase.get(_key(r, keys), {}).get(column.format(p)) for _, r in s.iterrows()]
+        if any(y for y in ys):
+            traces.append(go.Bar(x=labels, y=ys, name=name(p), marker_color=PHASE_COLORS.get(p),
+                                 hovertemplate="%{x}<br>" + name(p) + hover))
+    return labels, traces
+
+
 def _fig2_macs(run: Run, colors) -> list | Missing:
     go = _go()
     s = run.summary
     if s.empty or not s["macs"].map(_finite).any() or not (s["macs"] > 0).any():
         return Missing("no MAC counts were recorded")
-    keys = [k for k in ("method", "fraction", "threads") if k in s.columns]
-    phase = _phase_means(run.rows, keys, [f"macs_{p}" for p in MAC_PHASES], per_sample=True)
-    threads = _with_threads(s)
-    labels = [_row_label(r, threads) for _, r in s.iterrows()]
-    traces = []
-    for p in MAC_PHASES:
-        ys = [phase.get(_key(r, keys), {}).get(f"macs_{p}") for _, r in s.iterrows()]
-        if not any(y for y in ys):
-            continue
-        traces.append(go.Bar(x=labels, y=ys, name=p.replace("_", " "),
-                             marker_color=PHASE_COLORS.get(p),
-                             hovertemplate="%{x}<br>" + p.replace("_", " ")
-                                           + ": %{y:,.0f} MACs per sample<extra></extra>"))
+    labels, traces = _phase_bars(run, MAC_PHASES, "macs_{}", per_sample=True,
+                                 name=lambda p: p.replace("_", " "),
+                                 hover=": %{y:,.0f} MACs per sample<extra></extra>")
     dense_eq = [_safe_div(r["macs_per_sample"], r["mac_share"]) for _, r in s.iterrows()]
     traces.append(go.Scatter(x=labels, y=dense_eq, mode="markers", name="dense layers of the "
                              "same shapes", marker=dict(symbol="line-ew-open", size=28,
@@ -289,20 +298,11 @@ def _fig3_time(run: Run, colors) -> list | Missing:
     s = run.summary
     if s.empty or not s["train_s"].map(_finite).any():
         return Missing("no wall times were recorded")
-    keys = [k for k in ("method", "fraction", "threads") if k in s.columns]
-    phase = _phase_means(run.rows, keys, [f"wall_{p}_s" for p in TIME_PHASES], per_sample=False)
-    threads = _with_threads(s)
-    labels = [_row_label(r, threads) for _, r in s.iterrows()]
-    traces = []
-    for p in TIME_PHASES:
-        ys = [phase.get(_key(r, keys), {}).get(f"wall_{p}_s") for _, r in s.iterrows()]
-        if not any(y for y in ys):
-            continue
-        traces.append(go.Bar(x=labels, y=ys, name=p if p != "quality" else
-                             "quality (lshprof's measurement, left out of shares)",
-                             marker_color=PHASE_COLORS.get(p),
-                             legendgroup="phases", xaxis="x", yaxis="y",
-                             hovertemplate="%{x}<br>" + p + ": %{y:.4g} s<extra></extra>"))
+    labels, traces = _phase_bars(
+        run, TIME_PHASES, "wall_{}_s", per_sample=False,
+        name=lambda p: p if p != "quality" else "quality (lshprof's measurement, left out of "
+                                                "shares)",
+        hover=": %{y:.4g} s<extra></extra>")
     us = [v * 1e6 if _finite(v) else None for v in s["time_per_sample_s"]]
     sd = [v * 1e6 if _finite(v) else None for v in s["time_per_sample_s_sd"]]
     traces.append(go.Bar(x=labels, y=us, name="time per sample", xaxis="x2", yaxis="y2",

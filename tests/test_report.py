@@ -318,3 +318,21 @@ def test_run_writes_its_report(tmp_path, capsys):
     (out / "report.html").unlink()
     assert cli("run", "ci", "-o", out, "-q", "--methods", "dense", "lsh") == 0
     assert (out / "report.html").exists() and (out / "measurements.csv").read_text() == rows
+
+
+def test_thread_sweep_is_judged_and_labelled(tmp_path):
+    text = (Path(__file__).resolve().parent.parent / "scenarios" / "ci.toml").read_text()
+    scen = tmp_path / "threads.toml"
+    scen.write_text(text.replace("seeds = [0]", "seeds = [0]\nthreads = [1, 2]"))
+    out = tmp_path / "threads"
+    assert cli("run", scen, "-o", out, "-q", "--methods", "dense", "lsh", "--no-report") == 0
+    page = build_report([out])
+    row = re.search(r'<tr data-claim="scaling">.*?</tr>', page, re.S).group(0)
+    assert "from 1 to 2 threads" in row
+    assert re.search(r'class="verdict (holds|does-not-hold)"', row)
+    figs = figures_in(page)
+    assert figs[2]["data"][0]["x"] == ["dense @1t", "lsh f=0.125 @1t", "dense @2t",
+                                       "lsh f=0.125 @2t"]
+    # accuracy and curves are drawn at the fewest threads: one line per method, not two
+    assert names(figs[1]) == ["dense (reference)", "lsh"]
+    assert len(figs[7]["data"]) == 4
