@@ -20,11 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, ResultsError
+from .errors import ConfigError, LshprofError, ResultsError
 
 __all__ = ["run_scenario", "default_out", "print_summary", "write_run_report"]
 
 RUNS_DIR = "runs"
+REPORT_FILE = "report.html"
 
 
 def default_out(name: str) -> Path:
@@ -207,16 +208,12 @@ def _train_cells(args, scen, data, out: Path, resume: bool, cells, finished: set
     return write_run_report(args, out)
 
 
-REPORT_FILE = "report.html"
-
-
 def write_run_report(args, out: Path) -> int:
     """``OUT/report.html`` for a finished run (unless ``--no-report``). The results are on disk
     already, so a report that cannot be written costs nothing but the page: it is said in one
     line and the exit status is 1."""
     if not getattr(args, "report", True):
         return 0
-    from .errors import LshprofError
     from .report import write_report
 
     try:
@@ -301,8 +298,8 @@ def print_summary(out: Path, *, quiet: bool = False) -> None:
             "difference from dense. MACs: exact multiply-accumulates of training (forward, "
             "choosing, hashing, re-hashing, backward), per training sample and as a share of "
             "what dense layers of the same shapes perform. Times: wall clock of the training "
-            "passes, warm-up and the selection-quality measurement excluded; 'time vs dense' divides by the dense cell's time at the "
-            "same seed and threads.")
+            "passes, warm-up and the selection-quality measurement excluded; 'time vs dense' "
+            "divides by the dense cell's time at the same seed and threads.")
         if source == "estimated":
             console.print("Energy is ESTIMATED from a per-operation model (lshprof.energy."
                           "estimate), not measured: no readable RAPL counters here.")

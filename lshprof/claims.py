@@ -36,6 +36,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .summary import at_fewest_threads, finite
+
 __all__ = ["Claim", "check_claims", "HOLDS", "FAILS", "NOT_MEASURED", "MAC_SHARE_CLAIM",
            "MAC_SHARE_LIMIT", "ACCURACY_TOLERANCE", "REALIZED_MIN", "SCALING_EFFICIENCY_MIN"]
 
@@ -72,19 +74,12 @@ class Claim:
                 "verdict": self.verdict, "measured": self.measured, "values": self.values}
 
 
-def _finite(x) -> bool:
-    try:
-        return x is not None and math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False
-
-
 #: limits are inclusive; this absorbs the rounding of figures such as 0.94 - 0.95
 _EPS = 1e-9
 
 
 def _at_least(x: float, limit: float) -> bool:
-    return _finite(x) and float(x) >= limit - _EPS
+    return finite(x) and float(x) >= limit - _EPS
 
 
 def _pct(x: float) -> str:
@@ -96,18 +91,16 @@ def _f(x: float) -> str:
 
 
 def _rows(summary, kind: str):
-    """Rows of ``kind`` at the smallest thread count, ordered by fraction."""
-    if summary is None or summary.empty or "kind" not in summary.columns:
-        return summary.iloc[0:0] if summary is not None else None
-    s = summary
-    if "threads" in s.columns and s["threads"].notna().any():
-        s = s[s["threads"] == s["threads"].min()]
+    """Rows of ``kind`` at the fewest threads, ordered by fraction (none for an empty table)."""
+    if "kind" not in summary.columns:
+        return summary
+    s = at_fewest_threads(summary)
     return s[s["kind"] == kind].sort_values("fraction")
 
 
 def _lsh_rows(summary):
     rows = _rows(summary, "lsh")
-    return rows[rows["fraction"].notna()] if rows is not None else rows
+    return rows if rows.empty else rows[rows["fraction"].notna()]
 
 
 def _not_measured(key, claim, rule, why) -> Claim:
@@ -119,8 +112,9 @@ def _claim_macs(summary) -> Claim:
     rule = (f"LSH's MAC share of dense, choosing, hashing and re-hashing included, is at most "
             f"{_pct(MAC_SHARE_LIMIT)} at its smallest active fraction")
     lsh = _lsh_rows(summary)
-    lsh = lsh[lsh["mac_share"].map(_finite)] if lsh is not None and len(lsh) else lsh
-    if lsh is None or lsh.empty:
+    if not lsh.empty:
+        lsh = lsh[lsh["mac_share"].map(finite)]
+    if lsh.empty:
         return _not_measured(key, claim, rule, "no LSH method with MAC counts in this run")
     values = [{"fraction": float(r.fraction), "mac_share": float(r.mac_share)}
               for r in lsh.itertuples()]
@@ -136,9 +130,9 @@ def _claim_accuracy(summary) -> Claim:
     rule = (f"LSH's mean test accuracy is at most {ACCURACY_TOLERANCE * 100:g} point below "
             "dense's at its smallest active fraction")
     lsh = _lsh_rows(summary)
-    if lsh is None or lsh.empty:
+    if lsh.empty:
         return _not_measured(key, claim, rule, "no LSH method in this run")
-    lsh = lsh[lsh["accuracy_gap"].map(_finite)]
+    lsh = lsh[lsh["accuracy_gap"].map(finite)]
     if lsh.empty:
         return _not_measured(key, claim, rule, "no dense cell to compare with at the same "
                                                "seeds and threads")
@@ -159,14 +153,14 @@ def _claim_baselines(summary) -> Claim:
     rule = ("at every fraction measured for both, LSH's mean test accuracy is at least that of "
             "each of dropout, adaptive dropout and WTA")
     lsh = _lsh_rows(summary)
-    if lsh is None or lsh.empty:
+    if lsh.empty:
         return _not_measured(key, claim, rule, "no LSH method in this run")
     values = []
     for kind in BASELINE_KINDS:
         other = _rows(summary, kind)
         for r in lsh.itertuples():
             o = other[(other["fraction"] - r.fraction).abs() < 1e-12]
-            if o.empty or not _finite(r.accuracy) or not _finite(o["accuracy"].iloc[0]):
+            if o.empty or not finite(r.accuracy) or not finite(o["accuracy"].iloc[0]):
                 continue
             values.append({"fraction": float(r.fraction), "baseline": kind,
                            "lsh_accuracy": float(r.accuracy),
@@ -197,9 +191,9 @@ def _claim_realized(summary, what: str) -> Claim:
     rule = (f"realized saving = MAC share / {what} share (1 = in proportion) is at least "
             f"{REALIZED_MIN:g} at LSH's smallest active fraction")
     lsh = _lsh_rows(summary)
-    if lsh is None or lsh.empty:
+    if lsh.empty:
         return _not_measured(key, claim, rule, "no LSH method in this run")
-    lsh = lsh[lsh[share].map(_finite) & lsh["mac_share"].map(_finite)]
+    lsh = lsh[lsh[share].map(finite) & lsh["mac_share"].map(finite)]
     if lsh.empty:
         why = ("no dense cell to compare with" if what == "time" else
                "energy was not measured in this run (no energy backend)")
@@ -231,10 +225,10 @@ def _claim_scaling(summary) -> Claim:
     rule = (f"LSH's parallel efficiency from the fewest to the most threads, speedup / thread "
             f"ratio, is at least {SCALING_EFFICIENCY_MIN:g} at its smallest active fraction "
             "(lshprof trains synchronously; the paper's claim is about asynchronous training)")
-    if summary is None or summary.empty or "threads" not in summary.columns:
+    if "threads" not in summary.columns or "kind" not in summary.columns:
         return _not_measured(key, claim, rule, "no thread sweep in this run")
     lsh = summary[(summary["kind"] == "lsh") & summary["threads"].notna()
-                  & summary["train_s"].map(_finite)]
+                  & summary["train_s"].map(finite)]
     threads = sorted(set(int(t) for t in lsh["threads"]))
     if len(threads) < 2:
         return _not_measured(key, claim, rule, "no thread sweep in this run (LSH was run at "

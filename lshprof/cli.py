@@ -182,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run folder(s), run.json file(s) or folder(s) of runs")
     rep.add_argument("-o", "--out", metavar="FILE", default=None,
                      help="page to write (default reports/RUN.html)")
-    rep.add_argument("--plotlyjs", choices=("embed", "beside"), default="embed",
+    from .report import PLOTLYJS_MODES  # light: plotly is imported when a page is built
+
+    rep.add_argument("--plotlyjs", choices=PLOTLYJS_MODES, default="embed",
                      help="embed plotly.js in the page (default), or write it beside the page "
                           "once and load it from there (smaller pages that share one copy)")
     rep.set_defaults(func=cmd_report)

@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import ConfigError
+from .summary import at_fewest_threads, finite
+from .timing import TIME_PHASES
 
 __all__ = ["build_report", "write_report", "FIGURES", "PLOTLYJS_MODES", "default_report_path"]
 
@@ -53,8 +55,6 @@ FIGURES = {
     8: "Runs compared",
 }
 
-MAC_PHASES = ("select", "hash", "rehash", "forward", "backward_input", "backward_weight")
-TIME_PHASES = ("select", "hash", "rehash", "forward", "backward", "update", "quality", "other")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
            "#e377c2", "#7f7f7f", "#bcbd22")
 PHASE_COLORS = dict(zip(TIME_PHASES + ("backward_input", "backward_weight"),
@@ -70,19 +70,8 @@ def esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _finite(x) -> bool:
-    try:
-        return x is not None and math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False
-
-
 def _num(x) -> float | None:
-    return float(x) if _finite(x) else None
-
-
-def _frac_text(f) -> str:
-    return "-" if not _finite(f) else f"{float(f):g}"
+    return float(x) if finite(x) else None
 
 
 # -- the data behind the page -----------------------------------------------------------------
@@ -136,7 +125,7 @@ def _load(paths) -> list[Run]:
 def _label(r) -> str:
     """``method`` or ``method f=0.05`` (and ``@2t`` in a thread sweep) for a summary row."""
     text = str(r["method"])
-    if _finite(r.get("fraction")):
+    if finite(r.get("fraction")):
         text += f" f={float(r['fraction']):g}"
     return text
 
@@ -147,7 +136,7 @@ def _with_threads(summary) -> bool:
 
 def _row_label(r, threads: bool) -> str:
     text = _label(r)
-    if threads and _finite(r.get("threads")):
+    if threads and finite(r.get("threads")):
         text += f" @{int(r['threads'])}t"
     return esc(text)
 
@@ -183,9 +172,9 @@ def _sd(values) -> list | None:
 def _fig1_accuracy(run: Run, colors) -> list | Missing:
     go = _go()
     s = run.summary
-    if s.empty or not s["accuracy"].map(_finite).any():
+    if s.empty or not s["accuracy"].map(finite).any():
         return Missing("no test accuracy was recorded")
-    s = s[s["threads"] == s["threads"].min()] if s["threads"].notna().any() else s
+    s = at_fewest_threads(s)
     swept = s[s["fraction"].notna()]
     traces = []
     # the reference spans the swept fractions up to 1 (every node active, as dense)
@@ -213,7 +202,7 @@ def _fig1_accuracy(run: Run, colors) -> list | Missing:
     return traces
 
 
-def _fig1_layout(runs):
+def _fig1_layout():
     return dict(xaxis=dict(title="active fraction (share of nodes computed)", type="log"),
                 yaxis=dict(title="test accuracy (after the last epoch)"),
                 updatemenus=[_axis_menu("xaxis", "x scale", x=0.0)])
@@ -246,9 +235,11 @@ def _phase_bars(run: Run, phases, column: str, *, per_sample: bool, name, hover:
 
 
 def _fig2_macs(run: Run, colors) -> list | Missing:
+    from .macs import PHASES as MAC_PHASES
+
     go = _go()
     s = run.summary
-    if s.empty or not s["macs"].map(_finite).any() or not (s["macs"] > 0).any():
+    if s.empty or not s["macs"].map(finite).any() or not (s["macs"] > 0).any():
         return Missing("no MAC counts were recorded")
     labels, traces = _phase_bars(run, MAC_PHASES, "macs_{}", per_sample=True,
                                  name=lambda p: p.replace("_", " "),
@@ -263,7 +254,7 @@ def _fig2_macs(run: Run, colors) -> list | Missing:
 
 
 def _safe_div(a, b) -> float:
-    return float(a) / float(b) if _finite(a) and _finite(b) and float(b) != 0 else math.nan
+    return float(a) / float(b) if finite(a) and finite(b) and float(b) != 0 else math.nan
 
 
 def _key(r, keys) -> tuple:
@@ -296,15 +287,15 @@ def _phase_means(rows, keys, cols, *, per_sample: bool) -> dict:
 def _fig3_time(run: Run, colors) -> list | Missing:
     go = _go()
     s = run.summary
-    if s.empty or not s["train_s"].map(_finite).any():
+    if s.empty or not s["train_s"].map(finite).any():
         return Missing("no wall times were recorded")
     labels, traces = _phase_bars(
         run, TIME_PHASES, "wall_{}_s", per_sample=False,
         name=lambda p: p if p != "quality" else "quality (lshprof's measurement, left out of "
                                                 "shares)",
         hover=": %{y:.4g} s<extra></extra>")
-    us = [v * 1e6 if _finite(v) else None for v in s["time_per_sample_s"]]
-    sd = [v * 1e6 if _finite(v) else None for v in s["time_per_sample_s_sd"]]
+    us = [v * 1e6 if finite(v) else None for v in s["time_per_sample_s"]]
+    sd = [v * 1e6 if finite(v) else None for v in s["time_per_sample_s_sd"]]
     traces.append(go.Bar(x=labels, y=us, name="time per sample", xaxis="x2", yaxis="y2",
                          marker_color=[colors[m] for m in s["method"]], showlegend=False,
                          error_y=dict(type="data", array=sd if any(sd) else None, visible=True),
@@ -322,14 +313,14 @@ def _two_panels(left: str, right: str, **extra) -> dict:
 def _fig4_energy(run: Run, colors) -> list | Missing:
     go = _go()
     s = run.summary
-    if s.empty or not s["energy_j"].map(_finite).any():
+    if s.empty or not s["energy_j"].map(finite).any():
         return Missing(f"energy was not measured in this run (energy source: {run.energy_source}"
                        "); run with --energy auto, powercap, pyrapl or estimate")
     est = " (estimated)" if run.energy_source == "estimated" else ""
     threads = _with_threads(s)
     labels = [_row_label(r, threads) for _, r in s.iterrows()]
-    uj = [v * 1e6 if _finite(v) else None for v in s["energy_per_sample_j"]]
-    sd = [v * 1e6 if _finite(v) else None for v in s["energy_per_sample_j_sd"]]
+    uj = [v * 1e6 if finite(v) else None for v in s["energy_per_sample_j"]]
+    sd = [v * 1e6 if finite(v) else None for v in s["energy_per_sample_j_sd"]]
     traces = [go.Bar(x=labels, y=uj, name=f"energy per sample{est}", showlegend=False,
                      marker_color=[colors[m] for m in s["method"]],
                      marker_pattern_shape="/" if est else "",
@@ -338,7 +329,7 @@ def _fig4_energy(run: Run, colors) -> list | Missing:
                                    + "<extra></extra>")]
     for method, g in s.groupby("method", sort=False):
         traces.append(go.Scatter(
-            x=list(g["macs_per_sample"]), y=[v * 1e6 if _finite(v) else None
+            x=list(g["macs_per_sample"]), y=[v * 1e6 if finite(v) else None
                                              for v in g["energy_per_sample_j"]],
             mode="markers", name=esc(method), xaxis="x2", yaxis="y2",
             marker=dict(color=colors[method], size=10),
@@ -352,7 +343,7 @@ def _fig5_realized(run: Run, colors) -> list | Missing:
     go = _go()
     s = run.summary
     s = s[s["kind"] != "dense"] if "kind" in s else s
-    have_time = s["time_share"].map(_finite) & s["mac_share"].map(_finite)
+    have_time = s["time_share"].map(finite) & s["mac_share"].map(finite)
     if not have_time.any():
         return Missing("needs a dense cell to compare with and at least one sparse method")
     est = run.energy_source == "estimated"
@@ -371,7 +362,7 @@ def _fig5_realized(run: Run, colors) -> list | Missing:
             customdata=realized, text=labels,
             hovertemplate="%{text}<br>MAC share %{x:.3f}<br>time share %{y:.3f}<br>realized "
                           "saving %{customdata:.2f}<extra></extra>"))
-        e = g[g["energy_share"].map(_finite)]
+        e = g[g["energy_share"].map(finite)]
         if len(e):
             top = max(top, float(e["energy_share"].max()))
             traces.append(go.Scatter(
@@ -391,12 +382,12 @@ def _fig5_realized(run: Run, colors) -> list | Missing:
     return traces
 
 
-def _selection(rows):
-    """Per LSH cell's last epoch: the first layer's selection-quality dict."""
+def _selection(lsh):
+    """Per LSH cell's last epoch (``lsh``: the rows of LSH cells): the first layer's
+    selection-quality dict."""
     out = []
-    if "layer_selection" not in rows.columns:
+    if "layer_selection" not in lsh.columns:
         return out
-    lsh = rows[_kinds(rows) == "lsh"]
     for _, g in lsh.groupby(["method", "fraction", "seed", "threads"], dropna=False, sort=False):
         last = g.sort_values("epoch").iloc[-1]
         try:
@@ -404,29 +395,22 @@ def _selection(rows):
         except ValueError:
             continue
         q = next((x for x in layers or [] if isinstance(x, dict)), None)
-        if q and _finite(q.get("recall")):
+        if q and finite(q.get("recall")):
             out.append({"method": last["method"], "fraction": float(last["fraction"]),
                         "seed": last["seed"], "threads": last["threads"], **q})
     return out
-
-
-def _kinds(rows):
-    from .summary import _kind
-
-    return rows.apply(_kind, axis=1) if len(rows) else rows.get("method")
 
 
 def _fig6_quality(run: Run, colors) -> list | Missing:
     import pandas as pd
 
     go = _go()
-    sel = _selection(run.rows)
+    labels = set(run.cells.loc[run.cells["kind"] == "lsh", "method"]) if len(run.cells) else set()
+    sel = _selection(run.rows[run.rows["method"].isin(labels)])
     if not sel:
-        has_lsh = len(run.rows) and (_kinds(run.rows) == "lsh").any()
         return Missing("LSH selection quality was not measured: turn on [measure] quality = true "
-                       "in the scenario" if has_lsh else "no LSH method in this run")
-    q = pd.DataFrame(sel)
-    q = q[q["threads"] == q["threads"].min()]
+                       "in the scenario" if labels else "no LSH method in this run")
+    q = at_fewest_threads(pd.DataFrame(sel))
     traces = []
     series = (("recall", "recall of the true top-k", "solid"),
               ("random_recall", "recall of a random set", "dot"),
@@ -462,19 +446,17 @@ def _fig7_curves(run: Run, colors) -> list | Missing:
     df = rows.copy()
     for c in ("loss", "eval_accuracy", "epoch"):
         df[c] = pd.to_numeric(df[c], errors="coerce") if c in df else math.nan
-    if "threads" in df and df["threads"].notna().any():
-        df = df[df["threads"] == df["threads"].min()]
+    df = at_fewest_threads(df)
     traces = []
     for (method, frac), g in df.groupby(["method", "fraction"], dropna=False, sort=False):
         agg = g.groupby("epoch")[["loss", "eval_accuracy"]].agg(["mean", "std"])
-        name = esc(method) + (f" f={frac:g}" if _finite(frac) else "")
-        dash = "solid"
+        name = esc(method) + (f" f={frac:g}" if finite(frac) else "")
         for col, ax, what in (("loss", "", "training loss"), ("eval_accuracy", "2",
                                                                 "test accuracy")):
             traces.append(go.Scatter(
                 x=list(agg.index), y=list(agg[(col, "mean")]), mode="lines+markers",
                 name=name, legendgroup=name, showlegend=col == "loss",
-                xaxis=f"x{ax}", yaxis=f"y{ax}", line=dict(color=colors[method], dash=dash),
+                xaxis=f"x{ax}", yaxis=f"y{ax}", line=dict(color=colors[method]),
                 error_y=dict(type="data", array=_sd(agg[(col, "std")]), visible=True),
                 hovertemplate=f"{name}<br>epoch %{{x}}<br>{what} %{{y:.4f}}<extra></extra>"))
     return traces
@@ -561,7 +543,7 @@ def _sections(runs: list[Run]) -> list[dict]:
     energy_note = ESTIMATED_NOTE if est else ""
     one = lambda fn: [(r, fn(r, colors)) for r in runs]  # noqa: E731
     out = [
-        _figure(1, one(_fig1_accuracy), _fig1_layout(runs),
+        _figure(1, one(_fig1_accuracy), _fig1_layout(),
                 caption="Test accuracy after the last epoch, mean over seeds with their standard "
                         "deviation as error bars; dashed: methods without a fraction (dense) as "
                         "reference. The paper's main plot."),
@@ -669,7 +651,7 @@ def _table(df, columns: list[tuple[str, str]], *, sortable: bool = True) -> str:
         tds = []
         for col, _ in columns:
             v = r.get(col)
-            num = _finite(v) and not isinstance(v, (str, bool))
+            num = finite(v) and not isinstance(v, (str, bool))
             key = float(v) if num else ("" if v is None else str(v))
             tds.append(f"<td{' class=n' if num else ''} data-v=\"{esc(key)}\">{esc(_fmt(v))}"
                        "</td>")
@@ -685,7 +667,7 @@ def _header(runs: list[Run]) -> str:
         mem = mach.get("memory_total_bytes")
         parts = [mach.get("cpu_model"), f"{mach.get('cpu_logical')} logical cores"
                  if mach.get("cpu_logical") else None,
-                 f"{mem / 2**30:.1f} GiB" if _finite(mem) else None,
+                 f"{mem / 2**30:.1f} GiB" if finite(mem) else None,
                  mach.get("os_name") or mach.get("os"),
                  f"Python {mach.get('python_version')}" if mach.get("python_version") else None]
         return ", ".join(str(p) for p in parts if p) or "not recorded"
@@ -734,21 +716,17 @@ def _claims_html(runs: list[Run]) -> str:
                                                                            else "")
             + "<th>measured</th><th>verdict</th></tr>")
     body = []
-    n = len(runs[0].claims) if runs and runs[0].claims else 0
-    for i in range(n):
-        first = True
-        for run in runs:
-            if not run.claims:
-                continue
+    judged = [run for run in runs if run.claims]       # runs with finished rows
+    for i in range(len(judged[0].claims) if judged else 0):
+        for j, run in enumerate(judged):
             c = run.claims[i]
             cls = c.verdict.replace(" ", "-")
-            claim_td = (f"<td rowspan={sum(1 for r in runs if r.claims)}><b>{esc(c.claim)}</b>"
-                        f"<div class=rule>rule: {esc(c.rule)}</div></td>") if first else ""
+            claim_td = (f"<td rowspan={len(judged)}><b>{esc(c.claim)}</b>"
+                        f"<div class=rule>rule: {esc(c.rule)}</div></td>") if j == 0 else ""
             body.append(f"<tr data-claim=\"{esc(c.key)}\">{claim_td}"
                         + (f"<td>{esc(run.key)}</td>" if multi else "")
                         + f"<td>{esc(c.measured)}</td>"
                         f"<td class=\"verdict {cls}\">{esc(c.verdict)}</td></tr>")
-            first = False
     return (f"<table class=claims>{head}{''.join(body)}</table><p class=rule>Verdicts are "
             f"computed from the measurements by the rules shown (lshprof.claims): 'about 5%' "
             f"is at most {MAC_SHARE_LIMIT:.1%}; 'within 1%' is at most "
@@ -856,8 +834,9 @@ def build_report(paths, *, plotly_src: str | None = None) -> str:
 
 def default_report_path(paths: Sequence[str | os.PathLike]) -> Path:
     """``reports/NAME.html``: NAME is the run folder's name (the names, joined, for several)."""
-    names = [Path(p).resolve().name if Path(p).name != "run.json" else
-             Path(p).resolve().parent.name for p in paths]
+    from .results import _run_folder
+
+    names = [_run_folder(Path(p).resolve()).name for p in paths]
     return Path(REPORTS_DIR) / ("_vs_".join(names)[:120] + ".html")
 
 
@@ -886,20 +865,16 @@ def write_report(paths, out: str | os.PathLike, *, plotlyjs: str = "embed") -> P
         raise ConfigError(f"cannot make the folder for report {out}: "
                           f"{exc.strerror or exc}; choose another place with -o") from None
     if src and not (out.parent / src).exists():
-        _atomic_write(out.parent / src, plotly.offline.get_plotlyjs())
-    _atomic_write(out, text)
+        _write(out.parent / src, plotly.offline.get_plotlyjs())
+    _write(out, text)
     return out
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def _write(path: Path, text: str) -> None:
+    from ._io import write_text_atomic
+
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_text_atomic(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(f"cannot write report {path}: {exc.strerror or exc}; choose another "
                           "place with -o") from None

@@ -25,9 +25,24 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["cell_table", "summarize"]
+__all__ = ["cell_table", "summarize", "finite", "at_fewest_threads"]
 
 CELL_KEYS = ["method", "fraction", "seed", "threads"]
+
+
+def finite(x) -> bool:
+    """Whether ``x`` is a number that is neither missing, NaN nor infinite."""
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def at_fewest_threads(df):
+    """The rows of ``df`` at its smallest thread count (all of them when none is recorded)."""
+    if "threads" not in df.columns or not df["threads"].notna().any():
+        return df
+    return df[df["threads"] == df["threads"].min()]
 
 
 def _kind(row) -> str:
