@@ -42,7 +42,7 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
     """The first key path where ``a`` and ``b`` differ, as ``training.epochs: 5 vs 3``."""
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b)):
-            if k in ("source",):
+            if k in ("source", "check"):  # where it came from; lshprof check's thresholds
                 continue
             sub = f"{path}.{k}" if path else str(k)
             if k not in a or k not in b:

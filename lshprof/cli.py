@@ -38,6 +38,10 @@ def _seed(text: str) -> int:
     return _number(text, int, lambda v: v >= 0, "a seed (an integer >= 0)")
 
 
+def _nonnegative_float(text: str) -> float:
+    return _number(text, float, lambda v: 0.0 <= v < float("inf"), "a number >= 0")
+
+
 def _seconds(text: str) -> float:
     return _number(text, float, lambda v: 0.0 <= v < float("inf"), "seconds (a number >= 0)")
 
@@ -189,6 +193,54 @@ def build_parser() -> argparse.ArgumentParser:
                           "once and load it from there (smaller pages that share one copy)")
     rep.set_defaults(func=cmd_report)
 
+    chk = sub.add_parser(
+        "check", help="compare a run with a baseline; exit 1 on a regression (for CI)",
+        description="Compare a run (or a baseline file) with a baseline (a file from lshprof "
+                    "baseline, or another run of the same settings): MACs and other work "
+                    "counts and active-set sizes exactly, accuracy within a tolerance, time "
+                    "(and measured energy) as ratios to dense within each run, failing only "
+                    "when the ratio grew by more than a factor and a Mann-Whitney U test over "
+                    "the repeats (epochs x seeds) says it is significant. Exit status: 0 no "
+                    "regression, 1 regression, 2 usage or input error.")
+    chk.add_argument("current", metavar="CURRENT", help="run folder (or baseline file) to check")
+    chk.add_argument("--baseline", "-b", metavar="BASELINE", required=True,
+                     help="baseline file (lshprof baseline) or run folder to compare with")
+    for name, help_ in (
+            ("macs-tolerance", "relative increase allowed in MACs, counts and active-set sizes "
+                               "(default 0: exact)"),
+            ("accuracy-tolerance", "accuracy drop allowed, absolute (default 0.02)"),
+            ("time-factor", "time-vs-dense growth that fails when significant (default 1.25)"),
+            ("energy-factor", "as --time-factor, for measured energy (default 1.25)"),
+            ("alpha", "significance level of the Mann-Whitney U test (default 0.01)")):
+        chk.add_argument(f"--{name}", type=_nonnegative_float, default=None, metavar="X",
+                         help=help_ + "; overrides the scenario's [check] table")
+    chk.add_argument("--markdown", metavar="FILE", default=None,
+                     help="also write the result as Markdown (a pull-request comment)")
+    chk.add_argument("--junit", metavar="FILE", default=None,
+                     help="also write the result as JUnit XML (CI test reports)")
+    chk.add_argument("-q", "--quiet", action="store_true",
+                     help="list only what is not ok (regressions, improvements, skips)")
+    chk.set_defaults(func=cmd_check)
+
+    bl = sub.add_parser(
+        "baseline", help="write a compact baseline file of a run, to commit for lshprof check",
+        description="Write what lshprof check compares of a complete run (work counts, "
+                    "active-set sizes, accuracy, per-epoch time and energy per cell) as a "
+                    "small JSON file meant to be committed and used with lshprof check "
+                    "--baseline FILE.")
+    bl.add_argument("run", metavar="RUN", help="a complete run folder")
+    bl.add_argument("-o", "--out", metavar="FILE", required=True, help="baseline file to write")
+    bl.set_defaults(func=cmd_baseline)
+
+    bench = sub.add_parser(
+        "bench", add_help=False,
+        help="pyperf benchmarks of each kernel (forward, backward, select, rehash) at standard "
+             "shapes",
+        description="pyperf benchmarks of the layer kernels; lshprof bench --help lists the "
+                    "options (pyperf's and lshprof's).")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=cmd_bench)
+
     sc = sub.add_parser(
         "scenarios", help="list the built-in scenarios, or print one",
         description="List the scenarios that ship with lshprof (one line each), print one "
@@ -241,9 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:1] == ["bench"]:  # pyperf parses these, in this process and in its workers
+        return _bench(raw[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    raw = list(sys.argv[1:] if argv is None else argv)
     args.argv = raw[raw.index(args.command) + 1:] if args.command in raw else []
     if args.command is None:
         parser.print_help()
@@ -256,6 +310,50 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lshprof: interrupted", file=sys.stderr)
         return 130
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from ._io import write_text_atomic
+    from .check import (_check_target, compare, load_profile, print_result, render_junit,
+                        render_markdown)
+
+    targets = {opt: _check_target(path, f"--{opt}")
+               for opt, path in (("markdown", args.markdown), ("junit", args.junit)) if path}
+    current = load_profile(args.current)
+    baseline = load_profile(args.baseline)
+    overrides = {k: getattr(args, k) for k in ("macs_tolerance", "accuracy_tolerance",
+                                               "time_factor", "energy_factor", "alpha")}
+    result = compare(current, baseline, overrides)
+    print_result(result, quiet=args.quiet)
+    for opt, path in targets.items():
+        write_text_atomic(path, render_markdown(result) if opt == "markdown"
+                          else render_junit(result))
+        print(f"{opt}: {path}")
+    return 0 if result.ok else 1
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from .check import write_baseline
+
+    d = write_baseline(args.run, args.out)
+    n = len(d["cells"])
+    print(f"baseline: {args.out} ({n} cells of scenario {d['scenario']}, energy "
+          f"{d['energy_source']}); commit it and run lshprof check RUN --baseline {args.out}")
+    return 0
+
+
+def _bench(argv: list[str]) -> int:
+    from .bench import run_bench
+
+    try:
+        return run_bench(argv) or 0
+    except LshprofError as exc:
+        print(f"lshprof bench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    return _bench(args.bench_args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

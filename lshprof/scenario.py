@@ -14,6 +14,8 @@ prints the full JSON Schema)::
     [methods.LABEL]  method = "lsh" (default: LABEL), the layer's parameters,
                  optional fractions / optimizer_params overriding the sweep's
     [quick]      what --quick changes: epochs, seeds, fractions, data options
+    [check]      thresholds of ``lshprof check`` for runs of this scenario (see
+                 :mod:`lshprof.check`); they do not change what runs
 
 The structure is a pydantic model (types, ranges, unknown keys); data-set options,
 layer parameters and optimizer parameters are then checked against lshprof's own
@@ -161,6 +163,24 @@ class Quick(_Table):
     _fractions = field_validator("fractions")(_check_fractions)
 
 
+class CheckTable(_Table):
+    """Thresholds of ``lshprof check`` (:mod:`lshprof.check` explains each comparison)."""
+
+    macs_tolerance: NonNegativeFloat = Field(
+        0.0, description="relative increase allowed in MACs, other work counts and active-set "
+                         "sizes (0: exact; any increase fails)")
+    accuracy_tolerance: NonNegativeFloat = Field(
+        0.02, description="drop in test accuracy (absolute, 0.02 = 2 points) that still passes")
+    time_factor: float = Field(
+        1.25, ge=1.0, description="a method's time relative to dense (in the same run) must grow "
+                                  "by more than this factor, and significantly, to fail")
+    energy_factor: float = Field(
+        1.25, ge=1.0, description="as time_factor, for measured energy relative to dense")
+    alpha: float = Field(
+        0.01, gt=0.0, lt=0.5, description="significance level of the one-sided Mann-Whitney U "
+                                          "test over repeats (epochs x seeds)")
+
+
 class ScenarioModel(_Table):
     scenario: ScenarioInfo
     data: DataTable
@@ -170,6 +190,7 @@ class ScenarioModel(_Table):
     measure: Measure = Field(default_factory=Measure)
     methods: dict[str, MethodTable] = Field(min_length=1)
     quick: Quick = Field(default_factory=Quick)
+    check: CheckTable = Field(default_factory=CheckTable)
 
 
 def scenario_schema() -> dict[str, Any]:
@@ -313,6 +334,7 @@ class Scenario:
         """SHA-256 of what decides the cells' results (not where the file was)."""
         d = self.as_dict()
         d.pop("source")
+        d.pop("check")  # thresholds of lshprof check do not change what runs
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     # -- checking ------------------------------------------------------------------------------------

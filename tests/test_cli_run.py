@@ -254,7 +254,7 @@ def test_resume_skips_finished_cells_and_redoes_a_cut_one(lshprof_cmd, cli_env, 
         return original(self, label, *a, on_batch=hook, **k)
 
     monkeypatch.setattr(Runner, "run_cell", cut)
-    rc = cli.main(["run", "ci", "-o", str(out), "--seeds", "0"])
+    rc = cli.main(["run", "ci", "-o", str(out), "--seeds", "0", "--epochs", "2"])
     monkeypatch.undo()
     assert rc == 130
     meta = read_run(out)
@@ -263,7 +263,8 @@ def test_resume_skips_finished_cells_and_redoes_a_cut_one(lshprof_cmd, cli_env, 
     cells = load_scenario("ci").cells()
     assert cells_of(df) == {cells[0].id: 2, cells[1].id: 2, cells[2].id: 1}
 
-    r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out), "--seeds", "0")
+    r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out), "--seeds", "0",
+            "--epochs", "2")
     assert r.returncode == 0, r.stderr
     assert "2 of 6 cells already finished" in r.stderr
     assert "dropped 1 row" in r.stderr
@@ -279,7 +280,8 @@ def test_resume_skips_finished_cells_and_redoes_a_cut_one(lshprof_cmd, cli_env, 
     assert len(meta["resumed_at"]) == 1
 
     # a third time: nothing to do
-    r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out), "--seeds", "0")
+    r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out), "--seeds", "0",
+            "--epochs", "2")
     assert r.returncode == 0 and "nothing to run" in r.stderr
     assert read_run(out)["rows"] == 12
 
@@ -325,7 +327,7 @@ def test_resume_with_other_settings_is_refused(lshprof_cmd, cli_env, tmp_path):
     r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out), "--methods", "dense",
             "--epochs", "3")
     assert r.returncode == 2
-    assert "other settings" in r.stderr and "training.epochs: 2 vs 3" in r.stderr
+    assert "other settings" in r.stderr and "training.epochs: 6 vs 3" in r.stderr
     assert (out / "measurements.csv").read_bytes() == before
 
 

@@ -151,7 +151,7 @@ def test_every_figure_of_a_ci_run(ci_runs, ci_page):
     # 7: loss and accuracy per epoch, one pair of lines per method and fraction
     f7 = figs[7]
     assert len(f7["data"]) == 2 * len(methods)
-    assert all(t["x"] == [1, 2] for t in f7["data"])
+    assert all(t["x"] == [1, 2, 3, 4, 5, 6] for t in f7["data"])
     for num, title in FIGURES.items():
         assert f"<h3>{num}. {title}</h3>" in ci_page
     # 8: not measured, and said so
