@@ -246,7 +246,7 @@ def _run_profile(folder: Path) -> Profile:
     raw = {
         "format": FORMAT, "version": FORMAT_VERSION,
         "created_at": str(meta.get("ended_at") or meta.get("started_at") or ""),
-        "source_run": str(folder), "scenario": str(scen.get("name") or "?"),
+        "source_run": folder.name, "scenario": str(scen.get("name") or "?"),
         "settings": {k: settings.get(k) for k in COMPARABLE if k in settings},
         "check": {k: v for k, v in (settings.get("check") or {}).items() if k in DEFAULTS},
         "lshprof_version": str(meta.get("lshprof_version") or "?"),
