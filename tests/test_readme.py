@@ -48,3 +48,21 @@ def test_toml_examples_are_valid_scenarios(root, tmp_path):
         f.write_text(body)
         s = load_scenario(str(f))
         assert s.cells()
+
+
+def test_ci_examples_use_real_commands_and_options(root):
+    """The GitHub Actions workflow and the baseline update steps parse as lshprof
+    commands (every sub-command and option exists), and name the committed baseline."""
+    import shlex
+
+    from lshprof.cli import build_parser
+
+    text = "".join(body for lang, body in blocks(root) if lang in ("yaml", "sh"))
+    commands = [line.split("run: ", 1)[-1].split("#")[0].strip()
+                for line in text.splitlines() if "lshprof " in line.split("#")[0]]
+    checked = [c for c in commands if c.startswith("lshprof ") and " bench" not in c]
+    assert {shlex.split(c)[1] for c in checked} >= {"run", "check", "baseline"}
+    parser = build_parser()
+    for c in checked:
+        parser.parse_args(shlex.split(c)[1:])  # exits 2 on an unknown option
+    assert (root / ".ci" / "baseline.json").exists() and ".ci/baseline.json" in text
