@@ -22,9 +22,10 @@ each epoch's training time and energy. Two profiles are compared metric by metri
     every seed is one repeat. A method fails only when its median ratio grew by more
     than ``time_factor`` *and* a one-sided Mann-Whitney U test says the current
     ratios are larger than the baseline's at level ``alpha``: noise that moves a few
-    epochs is not a regression, and neither is a tiny but consistent drift. Dense is
-    the reference, so its own speed is not judged here (``lshprof bench`` with
-    ``python -m pyperf compare_to`` compares it on one machine).
+    epochs is not a regression, and neither is a tiny but consistent drift. Dense,
+    the reference of the others, is divided by the BLAS yardstick its cell timed just
+    before training (``reference_blas_s``: one 256-square float32 product), so a dense
+    layer that drifts away from plain BLAS fails too.
 ``energy``
     like time, with ``energy_factor``, when both runs measured energy (RAPL); when
     either one is an estimate (a model of the counts, already compared under work) it
@@ -99,6 +100,7 @@ class CellProfile(_Strict):
     time_s: list[float] = Field(min_length=1)
     energy_j: list[float] | None = None
     energy_source: str
+    reference_s: float | None = Field(None, gt=0.0)
 
     @field_validator("time_s")
     @classmethod
@@ -196,6 +198,16 @@ def _epoch_lists(g, col: str) -> list[float] | None:
     return None if v.isna().any() else [float(x) for x in v]
 
 
+def _first_positive(g, col: str) -> float | None:
+    import pandas as pd
+
+    if col not in g.columns:
+        return None
+    v = pd.to_numeric(g[col], errors="coerce")
+    v = v[v > 0]
+    return float(v.iloc[0]) if len(v) else None
+
+
 def _run_profile(folder: Path) -> Profile:
     import pandas as pd
 
@@ -241,6 +253,7 @@ def _run_profile(folder: Path) -> Profile:
             "time_s": [float(t) for t in time_s],
             "energy_j": _epoch_lists(g, "energy_j") if sources == {"measured"} else None,
             "energy_source": ", ".join(sorted(sources)),
+            "reference_s": _first_positive(g, "reference_blas_s"),
         }
     sources = {c["energy_source"] for c in cells.values()}
     raw = {
@@ -378,7 +391,8 @@ class CheckResult:
     def headline(self) -> str:
         c = self.counts()
         order = ("regression", "missing", "improved", "ok", "skipped", "new")
-        parts = ", ".join(f"{c[s]} {s}" for s in order if c.get(s))
+        parts = ", ".join(f"{c[s]} {s}{'s' if s == 'regression' and c[s] > 1 else ''}"
+                          for s in order if c.get(s))
         return f"{'FAIL' if self.failed else 'PASS'}: {parts}"
 
 
@@ -480,7 +494,7 @@ def _min_p(n1: int, n2: int) -> float:
 
 
 def _ratio_test(unit: str, b: list[float], c: list[float], factor: float,
-                alpha: float) -> tuple[str, str, dict]:
+                alpha: float, against: str = "dense") -> tuple[str, str, dict]:
     """(status, detail, values) for two samples of per-repeat ratios to dense.
 
     The size of the change is judged on the fastest repeat of each side: interference
@@ -501,10 +515,10 @@ def _ratio_test(unit: str, b: list[float], c: list[float], factor: float,
     values.update(p_greater=p_up, p_less=p_down)
     test = f"Mann-Whitney U over {len(b)} vs {len(c)} repeats"
     if change > factor and p_up < alpha:
-        return "regression", (f"{unit} vs dense grew x{change:.3f} > x{factor:g} and "
+        return "regression", (f"{unit} vs {against} grew x{change:.3f} > x{factor:g} and "
                               f"p={p_up:.2g} < {alpha:g} ({test})"), values
     if change < 1 / factor and p_down < alpha:
-        return "improved", (f"{unit} vs dense fell to x{change:.3f}, p={p_down:.2g} "
+        return "improved", (f"{unit} vs {against} fell to x{change:.3f}, p={p_down:.2g} "
                             f"({test})"), values
     if change > factor:
         why = f"x{change:.3f} > x{factor:g} but p={p_up:.2g} >= {alpha:g}: not significant"
@@ -512,7 +526,7 @@ def _ratio_test(unit: str, b: list[float], c: list[float], factor: float,
         why = f"x{change:.3f} but p={p_down:.2g} >= {alpha:g}: not significant"
     else:
         why = f"within x{factor:g} (p={min(p_up, p_down):.2g})"
-    return "ok", f"{why} ({test})", values
+    return "ok", f"{why}; {test}", values
 
 
 def _reference(cells: dict[str, CellProfile], threads: int, attr: str) -> float | None:
@@ -524,6 +538,27 @@ def _reference(cells: dict[str, CellProfile], threads: int, attr: str) -> float 
     vals = [v for c in pick for v in (getattr(c, attr) or [])]
     ref = min(vals) if vals else 0.0
     return ref if ref > 0 else None
+
+
+def _dense_time(metric: str, keys: list[str], bcells, ccells, th, base) -> Finding:
+    """Dense's own time: each epoch over the BLAS yardstick its cell timed just before
+    training (:func:`lshprof.timing.blas_reference_s`)."""
+    if metric == "energy":
+        return Finding(metric, status="skipped", detail=(
+            "dense is the reference of the energy ratios (the yardstick's energy is not "
+            "measured)"), **base)
+    if any(bcells[k].reference_s is None or ccells[k].reference_s is None for k in keys):
+        return Finding(metric, status="skipped", detail=(
+            "no BLAS yardstick (reference_blas_s) in one of the runs, which were made by an "
+            "older lshprof: dense's own speed is not judged; make a new baseline, or compare "
+            "with lshprof bench on one machine"), **base)
+    b = [t / bcells[k].reference_s for k in keys for t in bcells[k].time_s]
+    c = [t / ccells[k].reference_s for k in keys for t in ccells[k].time_s]
+    status, detail, values = _ratio_test("time", b, c, th["time_factor"], th["alpha"],
+                                         against="the BLAS yardstick")
+    return Finding(metric, status=status, baseline=f"{values['baseline_fastest']:.1f}x BLAS",
+                   current=f"{values['current_fastest']:.1f}x BLAS",
+                   change=f"x{values['change']:.3f}", detail=detail, values=values, **base)
 
 
 def compare(current: Profile, baseline: Profile,
@@ -579,9 +614,7 @@ def compare(current: Profile, baseline: Profile,
             if metric == "energy" and not measured:
                 continue
             if kind == "dense":
-                findings.append(Finding(metric, status="skipped", detail=(
-                    f"dense is the reference of the {unit} ratios; its own speed is compared "
-                    "on one machine by lshprof bench"), **base))
+                findings.append(_dense_time(metric, keys, bcells, ccells, th, base))
                 continue
             refs = [_reference(p.model.cells, threads, attr) for p in (baseline, current)]
             if None in refs:

@@ -5,10 +5,13 @@ For each cell (method x fraction x seed) the runner
 1. warms the method's kernels up on a tiny batch, so numba compilation (or its
    cache loading) is timed apart (``warmup_s``, ``warmup_jit_s``) and never lands
    in a measured phase;
-2. trains and evaluates with :func:`lshprof.mlp.train`, which times every phase
+2. times a fixed BLAS product, the machine's yardstick at the cell's thread count
+   (``reference_blas_s``, :func:`lshprof.timing.blas_reference_s`), so that the dense
+   cell's time can be compared between machines as a ratio;
+3. trains and evaluates with :func:`lshprof.mlp.train`, which times every phase
    with a monotonic nanosecond clock, counts MACs and modelled bytes exactly,
    and reads the energy meter around each epoch's training and evaluation passes;
-3. writes one row per epoch to the run folder (:mod:`lshprof.results`) as soon as
+4. writes one row per epoch to the run folder (:mod:`lshprof.results`) as soon as
    the cell ends.
 
 Around the whole run it records the machine, the thread settings and process
@@ -33,7 +36,7 @@ from .errors import ConfigError
 from .macs import PHASES, MacCounts
 from .results import RunWriter, utc_now
 from .system import machine_info, sample_resources, thread_info, usage_between
-from .timing import TIME_PHASES, clock_overhead_ns
+from .timing import TIME_PHASES, blas_reference_s, clock_overhead_ns
 
 __all__ = ["Runner", "epoch_row", "rows_macs", "MAC_COLUMNS"]
 
@@ -259,6 +262,8 @@ class Runner:
             warm_s = w.train_wall_s + w.eval_wall_s
             warm_jit_s = w.train_jit_s + w.eval_jit_s
             self.work = self.work + w.train_macs + w.eval_macs
+        with limit_threads(threads):  # the machine's yardstick, just before this cell trains
+            reference_s = blas_reference_s()
         model = build()
         cell = {
             "method": label, "layer_method": method, "fraction": fraction, "seed": seed,
@@ -266,7 +271,7 @@ class Runner:
             "output_method": output_method, "batch_size": batch_size, "optimizer": optimizer,
             "threads": threads, "n_train": int(data.X_train.shape[0]),
             "n_eval": int(data.X_test.shape[0]), "warmup_s": warm_s, "warmup_jit_s": warm_jit_s,
-            **(extra or {}),
+            "reference_blas_s": reference_s, **(extra or {}),
         }
         rows: list[dict[str, Any]] = []
 

@@ -33,7 +33,8 @@ import contextlib
 from time import perf_counter_ns
 from typing import Iterator
 
-__all__ = ["TIME_PHASES", "PhaseClock", "NULL_CLOCK", "clock_overhead_ns"]
+__all__ = ["TIME_PHASES", "PhaseClock", "NULL_CLOCK", "clock_overhead_ns", "blas_reference_s",
+           "REFERENCE_N"]
 
 #: Phases that make up an interval's ``total`` (``jit`` is kept apart).
 TIME_PHASES = ("select", "hash", "rehash", "forward", "backward", "update", "quality", "other")
@@ -146,3 +147,32 @@ def clock_overhead_ns(n: int = 20000) -> float:
         costs.append((t1 - t0) / n)
     costs.sort()
     return costs[2]
+
+
+#: side of the square float32 matrices of the BLAS yardstick (256: 16.8 M MACs per product)
+REFERENCE_N = 256
+
+
+def blas_reference_s(repeats: int = 20) -> float:
+    """The fastest of ``repeats`` timings of one ``REFERENCE_N``-square float32 matrix
+    product through numpy's BLAS, in seconds, at the thread count in force.
+
+    A yardstick of the machine: every cell measures it just before it trains, so the
+    dense cell's epoch time over it is a ratio that a slower machine leaves unchanged
+    (``lshprof check`` compares the other methods with dense, and dense with this).
+    The fastest timing is kept because other work on the machine only ever adds time.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((REFERENCE_N, REFERENCE_N), dtype=np.float32)
+    b = rng.standard_normal((REFERENCE_N, REFERENCE_N), dtype=np.float32)
+    out = np.empty_like(a)
+    np.matmul(a, b, out=out)  # the first call pays for BLAS's thread start-up and buffers
+    best = None
+    for _ in range(repeats):
+        t0 = perf_counter_ns()
+        np.matmul(a, b, out=out)
+        dt = perf_counter_ns() - t0
+        best = dt if best is None else min(best, dt)
+    return best / 1e9

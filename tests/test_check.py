@@ -25,28 +25,31 @@ def times(base, seed, scale=1.0, sd=0.03):
 
 
 def cell(label, kind, fraction, base_s, *, seed=0, macs=1_000_000, accuracy=0.9,
-         active=None, energy=None, source="estimated", threads=1):
+         active=None, energy=None, source="estimated", threads=1, reference_s=0.0005):
     return {
         "label": label, "kind": kind, "fraction": fraction, "seed": seed, "threads": threads,
         "epochs": EPOCHS, "accuracy": accuracy,
         "counts": {"macs_total": macs, "macs_forward": macs // 2, "macs_backward_input": macs // 4,
                    "macs_backward_weight": macs // 4, "bytes_moved": 8 * macs},
         "active_fraction": [fraction or 1.0, 1.0] if active is None else active,
-        "time_s": base_s, "energy_j": energy, "energy_source": source}
+        "time_s": base_s, "energy_j": energy, "energy_source": source,
+        "reference_s": reference_s}
 
 
 def profile(noise_seed=0, *, machine_speed=1.0, source="estimated"):
     """dense, wta and lsh at 12.5%: a baseline-file dict."""
     s = machine_speed
+    ref = 0.0005 * s  # the BLAS yardstick, as slow as the machine
     cells = {
         "dense|fraction=-|seed=0|threads=1":
-            cell("dense", "dense", None, times(0.010, noise_seed, s), macs=4_000_000, accuracy=0.92),
+            cell("dense", "dense", None, times(0.010, noise_seed, s), macs=4_000_000, accuracy=0.92,
+                 reference_s=ref),
         "wta|fraction=0.125|seed=0|threads=1":
             cell("wta", "wta", 0.125, times(0.025, noise_seed + 1, s), macs=2_400_000,
-                 accuracy=0.93),
+                 accuracy=0.93, reference_s=ref),
         "lsh|fraction=0.125|seed=0|threads=1":
             cell("lsh", "lsh", 0.125, times(0.035, noise_seed + 2, s), macs=1_300_000,
-                 accuracy=0.85),
+                 accuracy=0.85, reference_s=ref),
     }
     if source == "measured":
         for c in cells.values():
@@ -59,6 +62,7 @@ def profile(noise_seed=0, *, machine_speed=1.0, source="estimated"):
 
 
 LSH = "lsh|fraction=0.125|seed=0|threads=1"
+DENSE = "dense|fraction=-|seed=0|threads=1"
 
 
 def write(tmp_path, name, d):
@@ -160,12 +164,31 @@ def test_slower_machine_with_the_same_ratios_passes(tmp_path):
     slow["machine"] = "a slower CPU"
     r = result(slow, profile(), tmp_path)
     assert r.ok and statuses(r, "time") == ["ok"] and statuses(r, "time", "wta") == ["ok"]
+    assert statuses(r, "time", "dense") == ["ok"]  # its yardstick is twice as slow too
     assert any("different machines" in n for n in r.notes)
     # while the same seconds on that machine are a regression (ratios grew 2x)
     same = profile(noise_seed=20, machine_speed=2.0)
     same["cells"]["dense|fraction=-|seed=0|threads=1"]["time_s"] = times(0.010, 20)
     r = result(same, profile(), tmp_path)
     assert statuses(r, "time") == ["regression"] and statuses(r, "time", "wta") == ["regression"]
+
+
+def test_dense_is_judged_against_the_blas_yardstick(tmp_path):
+    cur = profile(noise_seed=30)
+    # dense slower, every other method slower with it (their ratios to dense unchanged)
+    for c in cur["cells"].values():
+        c["time_s"] = [t * 1.5 for t in c["time_s"]]
+    r = result(cur, profile(), tmp_path)
+    [f] = [f for f in r.findings if f.metric == "time" and f.label == "dense"]
+    assert f.status == "regression" and "BLAS yardstick" in f.detail
+    assert statuses(r, "time") == ["ok"] and statuses(r, "time", "wta") == ["ok"]
+    # a run without the yardstick (an older lshprof) cannot judge dense: skipped, said so
+    old = profile()
+    for c in old["cells"].values():
+        c.pop("reference_s")
+    r = result(profile(), old, tmp_path)
+    [f] = [f for f in r.findings if f.metric == "time" and f.label == "dense"]
+    assert f.status == "skipped" and "reference_blas_s" in f.detail
 
 
 def test_accuracy_drop_fails(tmp_path, capsys):
