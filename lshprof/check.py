@@ -16,7 +16,9 @@ each epoch's training time and energy. Two profiles are compared metric by metri
     final test accuracy, the mean over the seeds both runs have; a drop of more than
     ``accuracy_tolerance`` (absolute) fails.
 ``time``
-    never absolute seconds, which depend on the runner: each epoch's training time is
+    never absolute seconds, which depend on the runner: each epoch's training time (at
+    one thread process CPU time, which other jobs on the machine do not change; at
+    more threads wall time, which is what parallel kernels save; ``time_clock``) is
     divided by the median epoch time of the run's own dense cells (same run, same
     thread count), so a slower machine with the same ratios passes. Every epoch of
     every seed is one repeat. A method fails only when its median ratio grew by more
@@ -63,7 +65,11 @@ FORMAT_VERSION = 1
 
 #: threshold -> default (the scenario's ``[check]`` table and the command line override them)
 DEFAULTS = {"macs_tolerance": 0.0, "accuracy_tolerance": 0.02, "time_factor": 1.25,
-            "energy_factor": 1.25, "alpha": 0.01}
+            "energy_factor": 1.25, "alpha": 0.01, "time_clock": "auto"}
+
+#: ``time_clock`` values: process CPU time at one thread and wall time at more (auto),
+#: or one of the two everywhere
+TIME_CLOCKS = ("auto", "cpu", "wall")
 
 #: statuses that make ``lshprof check`` exit 1
 FAILING = ("regression", "missing")
@@ -101,11 +107,22 @@ class CellProfile(_Strict):
     energy_j: list[float] | None = None
     energy_source: str
     reference_s: float | None = Field(None, gt=0.0)
+    cpu_s: list[float] | None = None
+    reference_cpu_s: float | None = Field(None, gt=0.0)
 
-    @field_validator("time_s")
+    def series(self, metric: str, clock: str) -> list[float] | None:
+        """Per-epoch values of ``metric`` (time on ``clock``, or energy)."""
+        if metric == "energy":
+            return self.energy_j
+        return self.cpu_s if clock == "cpu" else self.time_s
+
+    def yardstick(self, clock: str) -> float | None:
+        return self.reference_cpu_s if clock == "cpu" else self.reference_s
+
+    @field_validator("time_s", "cpu_s")
     @classmethod
     def _positive(cls, v):
-        for t in v:
+        for t in v or []:
             if not (math.isfinite(t) and t > 0):
                 raise ValueError(f"epoch times must be finite and > 0, got {t}")
         return v
@@ -128,7 +145,7 @@ class ProfileModel(_Strict):
     source_run: str
     scenario: str
     settings: dict[str, Any]
-    check: dict[str, float] = Field(default_factory=dict)
+    check: dict[str, float | str] = Field(default_factory=dict)
     lshprof_version: str
     git_commit: str | None = None
     git_dirty: bool | None = None
@@ -198,6 +215,16 @@ def _epoch_lists(g, col: str) -> list[float] | None:
     return None if v.isna().any() else [float(x) for x in v]
 
 
+def _cpu_times(g) -> list[float] | None:
+    """Process CPU seconds of each epoch's training pass, less the quality measurement's."""
+    cpu = _epoch_lists(g, "cpu_elapsed_s")
+    if cpu is None:
+        return None
+    quality = _epoch_lists(g, "cpu_quality_s") or [0.0] * len(cpu)
+    out = [c - q for c, q in zip(cpu, quality)]
+    return out if all(v > 0 for v in out) else None
+
+
 def _first_positive(g, col: str) -> float | None:
     import pandas as pd
 
@@ -254,6 +281,8 @@ def _run_profile(folder: Path) -> Profile:
             "energy_j": _epoch_lists(g, "energy_j") if sources == {"measured"} else None,
             "energy_source": ", ".join(sorted(sources)),
             "reference_s": _first_positive(g, "reference_blas_s"),
+            "cpu_s": _cpu_times(g),
+            "reference_cpu_s": _first_positive(g, "reference_blas_cpu_s"),
         }
     sources = {c["energy_source"] for c in cells.values()}
     raw = {
@@ -295,7 +324,9 @@ def make_baseline(run: str | os.PathLike) -> dict[str, Any]:
     d = prof.model.model_dump(mode="json")
     d["created_at"] = _now()
     for c in d["cells"].values():
-        c["time_s"] = [float(f"{t:.6g}") for t in c["time_s"]]
+        for key in ("time_s", "cpu_s", "energy_j"):
+            if c.get(key):
+                c[key] = [float(f"{t:.6g}") for t in c[key]]
     return d
 
 
@@ -396,17 +427,26 @@ class CheckResult:
         return f"{'FAIL' if self.failed else 'PASS'}: {parts}"
 
 
-def resolve_thresholds(current: Profile, overrides: dict[str, float | None]
-                       ) -> tuple[dict[str, float], dict[str, str]]:
+def resolve_thresholds(current: Profile, overrides: dict[str, Any]
+                       ) -> tuple[dict[str, Any], dict[str, str]]:
     """Command line, else the current run's scenario, else :data:`DEFAULTS`."""
     values, sources = {}, {}
     for k, default in DEFAULTS.items():
         if overrides.get(k) is not None:
-            values[k], sources[k] = float(overrides[k]), "command line"
+            values[k], sources[k] = overrides[k], "command line"
         elif k in current.model.check:
-            values[k], sources[k] = float(current.model.check[k]), "scenario"
+            values[k], sources[k] = current.model.check[k], "scenario"
         else:
             values[k], sources[k] = default, "default"
+        if k == "time_clock":
+            if values[k] not in TIME_CLOCKS:
+                raise ConfigError(f"time_clock must be one of {', '.join(TIME_CLOCKS)}, got "
+                                  f"{values[k]!r}")
+        else:
+            try:
+                values[k] = float(values[k])
+            except (TypeError, ValueError):
+                raise ConfigError(f"threshold {k} must be a number, got {values[k]!r}") from None
     if values["time_factor"] < 1 or values["energy_factor"] < 1:
         raise ConfigError("time and energy factors must be >= 1 (1.25: 25% slower fails)")
     if not 0 < values["alpha"] < 0.5:
@@ -521,41 +561,59 @@ def _ratio_test(unit: str, b: list[float], c: list[float], factor: float,
         return "improved", (f"{unit} vs {against} fell to x{change:.3f}, p={p_down:.2g} "
                             f"({test})"), values
     if change > factor:
-        why = f"x{change:.3f} > x{factor:g} but p={p_up:.2g} >= {alpha:g}: not significant"
+        why = (f"{unit} vs {against} x{change:.3f} > x{factor:g} but p={p_up:.2g} >= "
+               f"{alpha:g}: not significant")
     elif change < 1 / factor:
-        why = f"x{change:.3f} but p={p_down:.2g} >= {alpha:g}: not significant"
+        why = f"{unit} vs {against} x{change:.3f} but p={p_down:.2g} >= {alpha:g}: not significant"
     else:
-        why = f"within x{factor:g} (p={min(p_up, p_down):.2g})"
+        why = f"{unit} vs {against} within x{factor:g} (p={min(p_up, p_down):.2g})"
     return "ok", f"{why}; {test}", values
 
 
-def _reference(cells: dict[str, CellProfile], threads: int, attr: str) -> float | None:
-    """The fastest per-epoch ``attr`` of the run's dense cells at ``threads`` (the cell
+def _reference(cells: dict[str, CellProfile], threads: int, metric: str,
+               clock: str) -> float | None:
+    """The fastest per-epoch value of the run's dense cells at ``threads`` (the cell
     labelled ``dense`` when there are several of kind dense, as the summary takes it)."""
     dense = [c for c in cells.values() if c.kind == "dense" and c.threads == threads]
     named = [c for c in dense if c.label == "dense"]
     pick = named or [c for c in dense if c.label == (dense[0].label if dense else None)]
-    vals = [v for c in pick for v in (getattr(c, attr) or [])]
+    vals = [v for c in pick for v in (c.series(metric, clock) or [])]
     ref = min(vals) if vals else 0.0
     return ref if ref > 0 else None
 
 
-def _dense_time(metric: str, keys: list[str], bcells, ccells, th, base) -> Finding:
+def _clock(setting: str, cells: list[CellProfile], threads: int) -> str:
+    """The clock time is compared on: process CPU time (every thread of the process; a
+    job that shares the machine slows wall time, not this) or wall time. ``auto``: CPU
+    time at one thread, wall time at more, where what parallel kernels save is wall
+    time. CPU time needs both runs to have recorded it."""
+    has_cpu = all(c.cpu_s for c in cells)
+    if setting == "wall" or not has_cpu:
+        return "wall"
+    return "cpu" if setting == "cpu" or threads == 1 else "wall"
+
+
+CLOCK_NAMES = {"cpu": "CPU time", "wall": "wall time"}
+
+
+def _dense_time(metric: str, clock: str, keys: list[str], bcells, ccells, th,
+                base) -> Finding:
     """Dense's own time: each epoch over the BLAS yardstick its cell timed just before
     training (:func:`lshprof.timing.blas_reference_s`)."""
     if metric == "energy":
         return Finding(metric, status="skipped", detail=(
             "dense is the reference of the energy ratios (the yardstick's energy is not "
             "measured)"), **base)
-    if any(bcells[k].reference_s is None or ccells[k].reference_s is None for k in keys):
+    if any(bcells[k].yardstick(clock) is None or ccells[k].yardstick(clock) is None
+           for k in keys):
         return Finding(metric, status="skipped", detail=(
             "no BLAS yardstick (reference_blas_s) in one of the runs, which were made by an "
             "older lshprof: dense's own speed is not judged; make a new baseline, or compare "
             "with lshprof bench on one machine"), **base)
-    b = [t / bcells[k].reference_s for k in keys for t in bcells[k].time_s]
-    c = [t / ccells[k].reference_s for k in keys for t in ccells[k].time_s]
-    status, detail, values = _ratio_test("time", b, c, th["time_factor"], th["alpha"],
-                                         against="the BLAS yardstick")
+    b = [t / bcells[k].yardstick(clock) for k in keys for t in bcells[k].series(metric, clock)]
+    c = [t / ccells[k].yardstick(clock) for k in keys for t in ccells[k].series(metric, clock)]
+    status, detail, values = _ratio_test(CLOCK_NAMES[clock], b, c, th["time_factor"],
+                                         th["alpha"], against="the BLAS yardstick")
     return Finding(metric, status=status, baseline=f"{values['baseline_fastest']:.1f}x BLAS",
                    current=f"{values['current_fastest']:.1f}x BLAS",
                    change=f"x{values['change']:.3f}", detail=detail, values=values, **base)
@@ -608,23 +666,26 @@ def compare(current: Profile, baseline: Profile,
             detail=(f"dropped {drop:.4f} > tolerance {tol:g} ({seeds})" if status == "regression"
                     else f"tolerance {tol:g} ({seeds})"),
             values={"baseline": acc_b, "current": acc_c}, **base))
-        for metric, attr, factor_key, unit in (("time", "time_s", "time_factor", "time"),
-                                               ("energy", "energy_j", "energy_factor",
-                                                "energy")):
+        at_threads = [c for p in (baseline, current) for c in p.model.cells.values()
+                      if c.threads == threads]
+        clock = _clock(str(th["time_clock"]), at_threads, threads)
+        for metric, factor_key in (("time", "time_factor"), ("energy", "energy_factor")):
+            unit = CLOCK_NAMES[clock] if metric == "time" else "energy"
             if metric == "energy" and not measured:
                 continue
             if kind == "dense":
-                findings.append(_dense_time(metric, keys, bcells, ccells, th, base))
+                findings.append(_dense_time(metric, clock, keys, bcells, ccells, th, base))
                 continue
-            refs = [_reference(p.model.cells, threads, attr) for p in (baseline, current)]
+            refs = [_reference(p.model.cells, threads, metric, clock)
+                    for p in (baseline, current)]
             if None in refs:
                 findings.append(Finding(metric, status="skipped", detail=(
                     f"no dense cell at {threads} thread(s) in "
                     f"{'the baseline' if refs[0] is None else 'the current run'} to measure "
                     f"{unit} against"), **base))
                 continue
-            b = [v / refs[0] for k in keys for v in (getattr(bcells[k], attr) or [])]
-            c = [v / refs[1] for k in keys for v in (getattr(ccells[k], attr) or [])]
+            b = [v / refs[0] for k in keys for v in (bcells[k].series(metric, clock) or [])]
+            c = [v / refs[1] for k in keys for v in (ccells[k].series(metric, clock) or [])]
             if not b or not c:
                 findings.append(Finding(metric, status="skipped",
                                         detail=f"no per-epoch {unit} recorded", **base))
@@ -656,6 +717,10 @@ def compare(current: Profile, baseline: Profile,
 
 
 # -- output ---------------------------------------------------------------------------------------
+def _show(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def describe(p: Profile) -> str:
     m = p.model
     commit = f", commit {m.git_commit[:12]}" + (" (dirty)" if m.git_dirty else "") \
@@ -680,7 +745,7 @@ def render_markdown(r: CheckResult) -> str:
     lines = [f"## lshprof check: {'❌ ' if r.failed else '✅ '}{r.headline()}", "",
              f"- current: {cell(describe(r.current))}",
              f"- baseline: {cell(describe(r.baseline))}",
-             "- thresholds: " + ", ".join(f"{k} {v:g} ({r.sources[k]})"
+             "- thresholds: " + ", ".join(f"{k} {_show(v)} ({r.sources[k]})"
                                           for k, v in r.thresholds.items()), "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for f in sorted(r.findings, key=lambda f: order.get(f.status, 9)):
@@ -707,7 +772,7 @@ def render_junit(r: CheckResult) -> str:
                           skipped=str(c.get("skipped", 0)), timestamp=_now())
     props = ET.SubElement(suite, "properties")
     for k, v in (("current", describe(r.current)), ("baseline", describe(r.baseline)),
-                 *((f"threshold.{k}", f"{v:g} ({r.sources[k]})")
+                 *((f"threshold.{k}", f"{_show(v)} ({r.sources[k]})")
                    for k, v in r.thresholds.items())):
         ET.SubElement(props, "property", name=k, value=v)
     for f in r.findings:
@@ -738,7 +803,7 @@ def print_result(r: CheckResult, *, quiet: bool = False) -> None:
              "skipped": "yellow", "new": "cyan", "ok": ""}
     console.print(f"current:  {describe(r.current)}", markup=False)
     console.print(f"baseline: {describe(r.baseline)}", markup=False)
-    console.print("thresholds: " + ", ".join(f"{k} {v:g} ({r.sources[k]})"
+    console.print("thresholds: " + ", ".join(f"{k} {_show(v)} ({r.sources[k]})"
                                              for k, v in r.thresholds.items()), markup=False)
     shown = [f for f in r.findings if not quiet or f.status not in ("ok",)]
     if shown:

@@ -214,6 +214,10 @@ def build_parser() -> argparse.ArgumentParser:
             ("alpha", "significance level of the Mann-Whitney U test (default 0.01)")):
         chk.add_argument(f"--{name}", type=_nonnegative_float, default=None, metavar="X",
                          help=help_ + "; overrides the scenario's [check] table")
+    chk.add_argument("--time-clock", choices=("auto", "cpu", "wall"), default=None,
+                     help="compare process CPU time (immune to other jobs on the machine), "
+                          "wall time, or auto: CPU time at 1 thread, wall time at more "
+                          "(default auto); overrides the scenario's [check] table")
     chk.add_argument("--markdown", metavar="FILE", default=None,
                      help="also write the result as Markdown (a pull-request comment)")
     chk.add_argument("--junit", metavar="FILE", default=None,
@@ -322,7 +326,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     current = load_profile(args.current)
     baseline = load_profile(args.baseline)
     overrides = {k: getattr(args, k) for k in ("macs_tolerance", "accuracy_tolerance",
-                                               "time_factor", "energy_factor", "alpha")}
+                                               "time_factor", "energy_factor", "alpha",
+                                               "time_clock")}
     result = compare(current, baseline, overrides)
     print_result(result, quiet=args.quiet)
     for opt, path in targets.items():

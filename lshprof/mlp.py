@@ -166,6 +166,9 @@ class EpochStats:
     layer_active_fraction: tuple[float, ...] = field(default=())
     train_wall_s: float = 0.0
     eval_wall_s: float = 0.0
+    #: process CPU seconds of the training pass (every thread), and of its quality phase
+    train_cpu_s: float = 0.0
+    train_quality_cpu_s: float = 0.0
     #: per layer: what an LSH layer's tables returned this epoch (training passes) and,
     #: when it measures quality, recall / mass against the exact top-k and a random
     #: set (:meth:`lshprof.lsh.SelectionStats.summary`); None for other methods
@@ -192,6 +195,7 @@ class EpochStats:
             "layer_train_macs": [m.as_dict() for m in self.layer_train_macs],
             "layer_active_fraction": list(self.layer_active_fraction),
             "train_wall_s": self.train_wall_s, "eval_wall_s": self.eval_wall_s,
+            "train_cpu_s": self.train_cpu_s, "train_quality_cpu_s": self.train_quality_cpu_s,
             "layer_selection": list(self.layer_selection),
             "train_phase_s": dict(self.train_phase_s), "eval_phase_s": dict(self.eval_phase_s),
             "train_jit_s": self.train_jit_s, "eval_jit_s": self.eval_jit_s,
@@ -268,7 +272,8 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                 mark0 = meter.mark()
             calls0 = clock.calls if timing else 0
             ns0 = clock.snapshot() if timing else None
-            t0 = time.perf_counter_ns()
+            q0 = clock.quality_cpu_ns if timing else 0
+            t0, c0 = time.perf_counter_ns(), time.process_time_ns()
             clock.push("other")
             order = rng.permutation(X.shape[0])
             loss_sum = 0.0
@@ -290,7 +295,7 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                                              or s + batch_size >= X.shape[0]):
                     on_batch(min(s + batch_size, X.shape[0]), X.shape[0])
             clock.pop()
-            t1 = time.perf_counter_ns()
+            c1, t1 = time.process_time_ns(), time.perf_counter_ns()
             ns1 = clock.snapshot() if timing else None
             if meter is not None:
                 mark1 = meter.mark()
@@ -331,6 +336,8 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                 eval_accuracy=eval_acc, train_macs=train_macs, eval_macs=eval_macs,
                 layer_train_macs=layer_train, layer_active_fraction=active_frac,
                 train_wall_s=(t1 - t0) / 1e9, eval_wall_s=(t2 - t1e) / 1e9,
+                train_cpu_s=(c1 - c0) / 1e9,
+                train_quality_cpu_s=((clock.quality_cpu_ns - q0) / 1e9) if timing else 0.0,
                 layer_selection=selection, **measured,
             )
             history.append(stats)

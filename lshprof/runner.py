@@ -6,8 +6,9 @@ For each cell (method x fraction x seed) the runner
    cache loading) is timed apart (``warmup_s``, ``warmup_jit_s``) and never lands
    in a measured phase;
 2. times a fixed BLAS product, the machine's yardstick at the cell's thread count
-   (``reference_blas_s``, :func:`lshprof.timing.blas_reference_s`), so that the dense
-   cell's time can be compared between machines as a ratio;
+   (``reference_blas_s``, and in CPU time ``reference_blas_cpu_s``;
+   :func:`lshprof.timing.blas_reference_s`), so that the dense cell's time can be
+   compared between machines as a ratio;
 3. trains and evaluates with :func:`lshprof.mlp.train`, which times every phase
    with a monotonic nanosecond clock, counts MACs and modelled bytes exactly,
    and reads the energy meter around each epoch's training and evaluation passes;
@@ -80,6 +81,9 @@ def epoch_row(stats, cell: dict[str, Any], *, clock_cost_ns: float | None = None
                 row[f"{prefix}wall_{p}_s"] = phase_s[p]
             row[f"{prefix}jit_s"] = jit_s
         row[f"{prefix}wall_elapsed_s"] = elapsed_s
+    # process CPU time of the training pass (all threads), and of its quality measurement
+    row["cpu_elapsed_s"] = stats.train_cpu_s
+    row["cpu_quality_s"] = stats.train_quality_cpu_s
     # work
     for f, col in MAC_COLUMNS.items():
         row[col] = getattr(m, f)
@@ -263,7 +267,7 @@ class Runner:
             warm_jit_s = w.train_jit_s + w.eval_jit_s
             self.work = self.work + w.train_macs + w.eval_macs
         with limit_threads(threads):  # the machine's yardstick, just before this cell trains
-            reference_s = blas_reference_s()
+            reference_s, reference_cpu_s = blas_reference_s()
         model = build()
         cell = {
             "method": label, "layer_method": method, "fraction": fraction, "seed": seed,
@@ -271,7 +275,8 @@ class Runner:
             "output_method": output_method, "batch_size": batch_size, "optimizer": optimizer,
             "threads": threads, "n_train": int(data.X_train.shape[0]),
             "n_eval": int(data.X_test.shape[0]), "warmup_s": warm_s, "warmup_jit_s": warm_jit_s,
-            "reference_blas_s": reference_s, **(extra or {}),
+            "reference_blas_s": reference_s, "reference_blas_cpu_s": reference_cpu_s,
+            **(extra or {}),
         }
         rows: list[dict[str, Any]] = []
 

@@ -179,6 +179,10 @@ class CheckTable(_Table):
     alpha: float = Field(
         0.01, gt=0.0, lt=0.5, description="significance level of the one-sided Mann-Whitney U "
                                           "test over repeats (epochs x seeds)")
+    time_clock: Literal["auto", "cpu", "wall"] = Field(
+        "auto", description="time compared as process CPU time (other jobs on the machine do "
+                            "not slow it), wall time, or auto: CPU time at 1 thread, wall time "
+                            "at more")
 
 
 class ScenarioModel(_Table):

@@ -191,6 +191,39 @@ def test_dense_is_judged_against_the_blas_yardstick(tmp_path):
     assert f.status == "skipped" and "reference_blas_s" in f.detail
 
 
+def test_cpu_time_ignores_other_jobs_on_the_machine(tmp_path):
+    """With CPU time recorded, the default clock at one thread is CPU time: another job
+    that takes the core away slows wall time only."""
+    def with_cpu(d):
+        for c in d["cells"].values():
+            c["cpu_s"] = list(c["time_s"])
+            c["reference_cpu_s"] = c["reference_s"]
+        return d
+
+    base = with_cpu(profile())
+    busy = with_cpu(profile(noise_seed=40))
+    busy["cells"][LSH]["time_s"] = [t * 1.8 for t in busy["cells"][LSH]["time_s"]]
+    r = result(busy, base, tmp_path)
+    [f] = [f for f in r.findings if f.metric == "time" and f.label == "lsh"]
+    assert f.status == "ok" and f.detail.startswith("CPU time vs dense")
+    r = result(busy, base, tmp_path, time_clock="wall")
+    assert statuses(r, "time") == ["regression"]
+    # a slower kernel costs CPU time too
+    slow = copy.deepcopy(busy)
+    slow["cells"][LSH]["cpu_s"] = list(slow["cells"][LSH]["time_s"])
+    assert statuses(result(slow, base, tmp_path), "time") == ["regression"]
+    # at more threads, auto compares wall time (what parallel kernels save)
+    two = [copy.deepcopy(d) for d in (busy, base)]
+    for d in two:
+        d["cells"] = {k.replace("threads=1", "threads=2"): {**c, "threads": 2}
+                      for k, c in d["cells"].items()}
+    r = result(two[0], two[1], tmp_path)
+    [f] = [f for f in r.findings if f.metric == "time" and f.label == "lsh"]
+    assert f.status == "regression" and "wall time" in f.detail
+    with pytest.raises(Exception, match="time_clock must be one of"):
+        result(busy, base, tmp_path, time_clock="sundial")
+
+
 def test_accuracy_drop_fails(tmp_path, capsys):
     cur = profile()
     cur["cells"][LSH]["accuracy"] = 0.80  # 5 points
@@ -366,6 +399,21 @@ def test_baseline_of_a_run_checks_against_the_run(ci_run, tmp_path, capsys):
         assert b.cells[key].counts == c.counts and b.cells[key].accuracy == c.accuracy
         assert b.cells[key].active_fraction == c.active_fraction
         assert b.cells[key].time_s == pytest.approx(c.time_s, rel=1e-5)
+
+
+def test_runs_record_cpu_time_and_the_yardstick(ci_run):
+    from lshprof import load_results
+
+    df = load_results(ci_run)
+    assert (df["reference_blas_s"] > 0).all() and (df["reference_blas_cpu_s"] > 0).all()
+    assert (df["cpu_elapsed_s"] > 0).all()
+    lsh, dense = df[df["method"] == "lsh"], df[df["method"] == "dense"]
+    assert (lsh["cpu_quality_s"] > 0).all() and (dense["cpu_quality_s"] == 0).all()
+    assert (lsh["cpu_quality_s"] < lsh["cpu_elapsed_s"]).all()
+    # one thread, nothing else running in the process: CPU time is close to wall time
+    assert (df["cpu_elapsed_s"] < 1.5 * df["wall_elapsed_s"] + 0.01).all()
+    prof = load_profile(ci_run).model
+    assert all(c.cpu_s and c.reference_cpu_s for c in prof.cells.values())
 
 
 def test_incomplete_run_is_refused(ci_run, tmp_path, capsys):
