@@ -46,7 +46,8 @@ from typing import Any, Callable
 from . import __version__
 from .errors import ConfigError
 
-__all__ = ["SHAPES", "PHASES", "Shape", "BenchOptions", "BenchSpec", "plan", "run_bench"]
+__all__ = ["SHAPES", "PHASES", "Shape", "BenchOptions", "BenchSpec", "plan", "prepare",
+           "run_bench"]
 
 
 @dataclass(frozen=True)
@@ -356,10 +357,9 @@ def run_bench(argv: list[str]) -> int:
     """``lshprof bench ARGS``: in the main process and, re-run by pyperf, in each worker."""
     import pyperf
 
-    opts_box: list[BenchOptions] = []
-
     def add_cmdline_args(cmd: list[str], args) -> None:
-        cmd.extend(opts_box[0].argv())
+        # a worker must build exactly our list of benchmarks, or task numbers shift
+        cmd.extend(_options(args).argv())
 
     runner = pyperf.Runner(program_args=("-m", "lshprof", "bench"),
                            add_cmdline_args=add_cmdline_args)
@@ -372,7 +372,6 @@ def run_bench(argv: list[str]) -> int:
     _add_options(parser)
     args = runner.parse_args(argv)
     opts = _options(args)
-    opts_box.append(opts)
     _inherit_environ(args)
     specs = plan(opts)
     if not specs:
