@@ -55,6 +55,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt,
                       PositiveInt, ValidationError, field_validator)
 
 from .errors import ConfigError, ResultsError
+from .results import utc_now
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "DEFAULTS", "Finding", "CheckResult", "load_profile",
            "make_baseline", "write_baseline", "compare", "render_markdown", "render_junit",
@@ -322,7 +323,7 @@ def make_baseline(run: str | os.PathLike) -> dict[str, Any]:
     writes), with times rounded to microseconds."""
     prof = load_profile(run)
     d = prof.model.model_dump(mode="json")
-    d["created_at"] = _now()
+    d["created_at"] = utc_now()
     for c in d["cells"].values():
         for key in ("time_s", "cpu_s", "energy_j"):
             if c.get(key):
@@ -345,12 +346,6 @@ def write_baseline(run: str | os.PathLike, out: str | os.PathLike) -> dict[str, 
     d = make_baseline(run)
     write_text_atomic(target, _compact_json(d))
     return d
-
-
-def _now() -> str:
-    from .results import utc_now
-
-    return utc_now()
 
 
 def _check_target(path: str | os.PathLike, option: str) -> Path:
@@ -503,7 +498,7 @@ def _compare_counts(names: list[str], b: list, c: list, tol: float,
     return status, detail
 
 
-def _work_findings(key, bc: CellProfile, cc: CellProfile, tol: float) -> list[Finding]:
+def _work_findings(bc: CellProfile, cc: CellProfile, tol: float) -> list[Finding]:
     base = dict(label=cc.label, fraction=cc.fraction, threads=cc.threads, seed=cc.seed)
     out = []
     names = sorted(set(bc.counts) | set(cc.counts), key=lambda n: (n != "macs_total", n))
@@ -645,7 +640,7 @@ def compare(current: Profile, baseline: Profile,
         if bc.epochs != cc.epochs:
             raise ConfigError(f"cell {key}: {bc.epochs} epochs in the baseline, {cc.epochs} in "
                               "the current run; compare runs of the same settings")
-        findings += _work_findings(key, bc, cc, th["macs_tolerance"])
+        findings += _work_findings(bc, cc, th["macs_tolerance"])
         groups.setdefault((cc.label, cc.fraction, cc.threads), []).append(key)
 
     measured = (baseline.model.energy_source == "measured"
@@ -769,7 +764,7 @@ def render_junit(r: CheckResult) -> str:
                         skipped=str(c.get("skipped", 0)))
     suite = ET.SubElement(suites, "testsuite", name=f"lshprof check {r.current.model.scenario}",
                           tests=str(len(r.findings)), failures=str(len(r.failed)), errors="0",
-                          skipped=str(c.get("skipped", 0)), timestamp=_now())
+                          skipped=str(c.get("skipped", 0)), timestamp=utc_now())
     props = ET.SubElement(suite, "properties")
     for k, v in (("current", describe(r.current)), ("baseline", describe(r.baseline)),
                  *((f"threshold.{k}", f"{_show(v)} ({r.sources[k]})")

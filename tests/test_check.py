@@ -4,7 +4,6 @@ output formats, bad input, and real runs (a deliberate regression must fail)."""
 import copy
 import json
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,10 +71,9 @@ def write(tmp_path, name, d):
 
 
 def check(tmp_path, current, baseline, *extra):
-    """Exit status of ``lshprof check`` on two hand-made profiles, and the result object."""
+    """Exit status of ``lshprof check`` on two hand-made profiles (baseline files)."""
     a, b = write(tmp_path, "current.json", current), write(tmp_path, "baseline.json", baseline)
-    rc = cli.main(["check", str(a), "--baseline", str(b), *extra])
-    return rc
+    return cli.main(["check", str(a), "--baseline", str(b), *extra])
 
 
 def result(current, baseline, tmp_path, **overrides):
