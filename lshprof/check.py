@@ -618,11 +618,12 @@ def compare(current: Profile, baseline: Profile,
             overrides: dict[str, float | None] | None = None) -> CheckResult:
     """Compare ``current`` with ``baseline`` (see the module docstring)."""
     th, sources = resolve_thresholds(current, overrides or {})
-    diff = _settings_difference(baseline, current)
+    diff = _settings_difference(current, baseline)
     if diff:
-        raise ConfigError(f"{current.where} and {baseline.where} ran different settings "
-                          f"({diff}); compare runs of one scenario, or update the baseline "
-                          "(lshprof baseline RUN -o FILE)")
+        raise ConfigError(f"{current.where} (scenario {current.model.scenario}) and "
+                          f"{baseline.where} (scenario {baseline.model.scenario}) ran different "
+                          f"settings ({diff}, current vs baseline); compare runs of one "
+                          "scenario, or update the baseline (lshprof baseline RUN -o FILE)")
     bcells, ccells = baseline.model.cells, current.model.cells
     findings: list[Finding] = []
     notes: list[str] = []

@@ -270,7 +270,7 @@ def test_runs_of_other_settings_are_an_input_error(tmp_path, capsys):
     cur["settings"]["network"]["hidden"] = [128]
     assert check(tmp_path, cur, profile()) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "network.hidden: [64] vs [128]" in err
+    assert err.count("\n") == 1 and "network.hidden: [128] vs [64], current vs baseline" in err
     assert "lshprof baseline RUN -o FILE" in err
 
 
