@@ -216,13 +216,14 @@ def _epoch_lists(g, col: str) -> list[float] | None:
     return None if v.isna().any() else [float(x) for x in v]
 
 
-def _cpu_times(g) -> list[float] | None:
-    """Process CPU seconds of each epoch's training pass, less the quality measurement's."""
-    cpu = _epoch_lists(g, "cpu_elapsed_s")
-    if cpu is None:
+def _training_times(g, elapsed: str, quality: str) -> list[float] | None:
+    """Seconds of each epoch's training pass (column ``elapsed``) less lshprof's own
+    selection-quality measurement (``quality``), which is not the method's work."""
+    total = _epoch_lists(g, elapsed)
+    if total is None:
         return None
-    quality = _epoch_lists(g, "cpu_quality_s") or [0.0] * len(cpu)
-    out = [c - q for c, q in zip(cpu, quality)]
+    less = _epoch_lists(g, quality) or [0.0] * len(total)
+    out = [t - q for t, q in zip(total, less)]
     return out if all(v > 0 for v in out) else None
 
 
@@ -258,9 +259,6 @@ def _run_profile(folder: Path) -> Profile:
     for cell_id, g in df.groupby("cell", sort=False):
         g = g.sort_values("epoch")
         last = g.iloc[-1]
-        time_s = pd.to_numeric(g["wall_elapsed_s"], errors="coerce")
-        if "wall_quality_s" in g.columns:  # lshprof's own measurement, not the method's
-            time_s = time_s - pd.to_numeric(g["wall_quality_s"], errors="coerce").fillna(0.0)
         layers = [json.loads(v) if isinstance(v, str) and v else None
                   for v in g.get("layer_active_fraction", pd.Series(dtype=object))]
         active: list[float | None] = []
@@ -278,11 +276,11 @@ def _run_profile(folder: Path) -> Profile:
             "counts": {c: int(round(float(pd.to_numeric(g[c], errors="coerce").fillna(0).sum())))
                        for c in count_cols},
             "active_fraction": active,
-            "time_s": [float(t) for t in time_s],
+            "time_s": _training_times(g, "wall_elapsed_s", "wall_quality_s"),
             "energy_j": _epoch_lists(g, "energy_j") if sources == {"measured"} else None,
             "energy_source": ", ".join(sorted(sources)),
             "reference_s": _first_positive(g, "reference_blas_s"),
-            "cpu_s": _cpu_times(g),
+            "cpu_s": _training_times(g, "cpu_elapsed_s", "cpu_quality_s"),
             "reference_cpu_s": _first_positive(g, "reference_blas_cpu_s"),
         }
     sources = {c["energy_source"] for c in cells.values()}
@@ -320,7 +318,7 @@ def load_profile(path: str | os.PathLike) -> Profile:
 
 def make_baseline(run: str | os.PathLike) -> dict[str, Any]:
     """The baseline file's content for a complete run folder (what ``lshprof baseline``
-    writes), with times rounded to microseconds."""
+    writes), with per-epoch times and energies rounded to 6 significant digits."""
     prof = load_profile(run)
     d = prof.model.model_dump(mode="json")
     d["created_at"] = utc_now()
