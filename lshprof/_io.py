@@ -11,7 +11,7 @@ import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["check_json_target", "write_text_atomic", "write_json_atomic", "write_results_json",
+__all__ = ["check_json_target", "check_output_target", "write_text_atomic", "write_json_atomic", "write_results_json",
            "json_default"]
 
 
@@ -19,6 +19,17 @@ def check_json_target(path: str | None, option: str = "--json") -> None:
     """Fail before any work when ``path``'s folder does not exist."""
     if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise ConfigError(f"{option}: folder of {path!r} does not exist; create it first")
+
+
+def check_output_target(path: str | os.PathLike, option: str) -> Path:
+    """Fail before any work when an output file cannot be written at ``path`` (given by
+    command-line ``option``): it names a folder, or its folder does not exist."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{option} {p} is a folder; give a file name")
+    if not p.parent.is_dir():
+        raise ConfigError(f"{option} {p}: folder {p.parent} does not exist; create it first")
+    return p
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

@@ -185,12 +185,6 @@ def plan(opts: BenchOptions) -> list[BenchSpec]:
 
 
 # -- building and measuring one benchmark ---------------------------------------------------
-def _params(method: str, fraction: float) -> dict[str, Any]:
-    from .scenario import sweep_params
-
-    return sweep_params(method, fraction)
-
-
 def _mac_total(counts) -> int:
     """MACs of the MAC phases only (not dense_equivalent, traffic, adds or quality)."""
     from .macs import PHASES as MAC_PHASES
@@ -209,9 +203,10 @@ def prepare(spec: BenchSpec, opts: BenchOptions) -> tuple[Callable[[int], float]
 
     from .layers import make_layer
     from .macs import PHASES as MAC_PHASES
+    from .scenario import sweep_params
 
     shape = SHAPES[spec.shape]
-    params = _params(spec.method, opts.fraction)
+    params = sweep_params(spec.method, opts.fraction)
     layer = make_layer(spec.method, shape.n_in, shape.n_out, seed=opts.seed, **params)
     data_ss, grad_ss = np.random.SeedSequence(opts.seed).spawn(2)
     x = np.random.default_rng(data_ss).standard_normal((shape.batch, shape.n_in),

@@ -49,28 +49,29 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt,
                       PositiveInt, ValidationError, field_validator)
 
 from .errors import ConfigError, ResultsError
 from .results import utc_now
+from .scenario import CheckTable
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "DEFAULTS", "Finding", "CheckResult", "load_profile",
            "make_baseline", "write_baseline", "compare", "render_markdown", "render_junit",
-           "FAILING"]
+           "print_result", "FAILING"]
 
 FORMAT = "lshprof-baseline"
 FORMAT_VERSION = 1
 
-#: threshold -> default (the scenario's ``[check]`` table and the command line override them)
-DEFAULTS = {"macs_tolerance": 0.0, "accuracy_tolerance": 0.02, "time_factor": 1.25,
-            "energy_factor": 1.25, "alpha": 0.01, "time_clock": "auto"}
+#: threshold -> default: the scenario's ``[check]`` table defines them (and checks a
+#: file's values); the command line overrides them
+DEFAULTS = CheckTable().model_dump()
 
 #: ``time_clock`` values: process CPU time at one thread and wall time at more (auto),
 #: or one of the two everywhere
-TIME_CLOCKS = ("auto", "cpu", "wall")
+TIME_CLOCKS = get_args(CheckTable.model_fields["time_clock"].annotation)
 
 #: statuses that make ``lshprof check`` exit 1
 FAILING = ("regression", "missing")
@@ -338,22 +339,12 @@ def _compact_json(obj: Any) -> str:
 
 def write_baseline(run: str | os.PathLike, out: str | os.PathLike) -> dict[str, Any]:
     """Write the baseline of ``run`` to ``out`` atomically; returns its content."""
-    from ._io import write_text_atomic
+    from ._io import check_output_target, write_text_atomic
 
-    target = _check_target(out, "-o")
+    target = check_output_target(out, "-o")
     d = make_baseline(run)
     write_text_atomic(target, _compact_json(d))
     return d
-
-
-def _check_target(path: str | os.PathLike, option: str) -> Path:
-    """Fail before any work when an output file cannot be written there."""
-    p = Path(path)
-    if p.is_dir():
-        raise ConfigError(f"{option} {p} is a folder; give a file name")
-    if not p.parent.is_dir():
-        raise ConfigError(f"{option} {p}: folder {p.parent} does not exist; create it first")
-    return p
 
 
 # -- comparing ----------------------------------------------------------------------------------

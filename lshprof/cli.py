@@ -317,17 +317,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ._io import write_text_atomic
-    from .check import (_check_target, compare, load_profile, print_result, render_junit,
-                        render_markdown)
+    from ._io import check_output_target, write_text_atomic
+    from .check import DEFAULTS, compare, load_profile, print_result, render_junit, render_markdown
 
-    targets = {opt: _check_target(path, f"--{opt}")
+    targets = {opt: check_output_target(path, f"--{opt}")
                for opt, path in (("markdown", args.markdown), ("junit", args.junit)) if path}
     current = load_profile(args.current)
     baseline = load_profile(args.baseline)
-    overrides = {k: getattr(args, k) for k in ("macs_tolerance", "accuracy_tolerance",
-                                               "time_factor", "energy_factor", "alpha",
-                                               "time_clock")}
+    overrides = {k: getattr(args, k) for k in DEFAULTS}  # one option per threshold
     result = compare(current, baseline, overrides)
     print_result(result, quiet=args.quiet)
     for opt, path in targets.items():

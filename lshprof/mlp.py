@@ -272,7 +272,7 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                 mark0 = meter.mark()
             calls0 = clock.calls if timing else 0
             ns0 = clock.snapshot() if timing else None
-            q0 = clock.quality_cpu_ns if timing else 0
+            q0 = clock.quality_cpu_ns
             t0, c0 = time.perf_counter_ns(), time.process_time_ns()
             clock.push("other")
             order = rng.permutation(X.shape[0])
@@ -337,7 +337,7 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                 layer_train_macs=layer_train, layer_active_fraction=active_frac,
                 train_wall_s=(t1 - t0) / 1e9, eval_wall_s=(t2 - t1e) / 1e9,
                 train_cpu_s=(c1 - c0) / 1e9,
-                train_quality_cpu_s=((clock.quality_cpu_ns - q0) / 1e9) if timing else 0.0,
+                train_quality_cpu_s=(clock.quality_cpu_ns - q0) / 1e9,
                 layer_selection=selection, **measured,
             )
             history.append(stats)

@@ -105,6 +105,7 @@ class _NullClock:
     """What layers hold when nobody is timing: push and pop do nothing."""
 
     __slots__ = ()
+    quality_cpu_ns = 0  # nothing measured
 
     def push(self, phase: str) -> None:
         pass
