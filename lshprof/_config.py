@@ -11,3 +11,6 @@ IEEE meaning, so a NaN that slips through is still visible in the results.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 NJIT_SERIAL = {"cache": True, "nogil": True, "fastmath": FASTMATH, "error_model": "numpy"}
+
+#: the parallel (``prange``) forms of kernels, used only at more than one numba thread
+NJIT_PARALLEL = {**NJIT_SERIAL, "parallel": True}

@@ -345,9 +345,13 @@ def cmd_baseline(args: argparse.Namespace) -> int:
 
 
 def _bench(argv: list[str]) -> int:
-    from .bench import run_bench
-
     try:
+        if any(a == "--suite" or a.startswith("--suite=") for a in argv):
+            from .speed import run_speed
+
+            return run_speed(argv) or 0
+        from .bench import run_bench
+
         return run_bench(argv) or 0
     except LshprofError as exc:
         print(f"lshprof bench: error: {exc}", file=sys.stderr)

@@ -110,12 +110,39 @@ class _Input:
 
 
 @dataclass
+class _Nodes:
+    """An active set regrouped by node for the node-major kernels (:func:`K.by_node`)."""
+
+    colptr: np.ndarray  # int64[n_out + 1]
+    ent: np.ndarray  # int64[nnz]: each entry's position in the CSR arrays
+    samp: np.ndarray  # int32[nnz]: each entry's sample
+    n_nodes: int  # distinct active nodes
+    _chunks: dict = None  # (parts, row_cost) -> node ranges for the parallel kernels
+
+    @classmethod
+    def of(cls, pattern: ActiveSet) -> "_Nodes":
+        colptr, ent, samp = K.by_node(pattern.indptr, pattern.indices, pattern.n_nodes)
+        return cls(colptr, ent, samp, int(np.count_nonzero(np.diff(colptr))), {})
+
+    def chunks(self, row_cost: int) -> np.ndarray:
+        """Node ranges of about equal work, one per numba thread of the calling thread."""
+        import numba
+
+        key = (numba.get_num_threads(), row_cost)
+        got = self._chunks.get(key)
+        if got is None:
+            got = self._chunks[key] = K.node_chunks(self.colptr, key[0], row_cost)
+        return got
+
+
+@dataclass
 class _Cache:
     x: _Input
     out: ActiveSet
     z: np.ndarray  # pre-activation at the active entries (1-D, nnz)
     scale: Any  # float or array like z: output = act(z) * scale
     weights_touched: int  # weight entries a sparse kernel reads for this pattern
+    nodes: _Nodes | None  # the active set by node (None for a full set)
 
 
 class Layer:
@@ -189,6 +216,10 @@ class Layer:
         """Multiplier applied after the activation (dropout's 1/p, standout's keep prob)."""
         return 1.0
 
+    def _scale_needs_z(self, train: bool) -> bool:
+        """Whether :meth:`_scale` depends on the pre-activation (then it is an array)."""
+        return False
+
     # -- public API ----------------------------------------------------------------------
     def forward(self, x, *, train: bool = True, active: ActiveSet | None = None,
                 include=None) -> ActiveSet:
@@ -227,26 +258,35 @@ class Layer:
             if include is not None and pattern is not None:
                 pattern = _merge_include(pattern, include)
 
+        nodes = None
         if pattern is None or pattern.is_full:
-            if z2d is None:
-                z2d = self._preact_full(xin, "forward")
+            biased = z2d is not None
+            if not biased:
+                biased = self._scale_needs_z(train)  # then the bias goes in first
+                z2d = self._preact_full(xin, "forward", bias=biased)
             z = z2d.reshape(-1)
             scale = self._scale(train, z)
-            values = ACTIVATIONS[self.activation][0](z2d) * (
-                scale if np.isscalar(scale) else scale.reshape(z2d.shape))
-            out = ActiveSet.full(values.astype(self.dtype, copy=False))
+            values = np.empty_like(z2d)
+            if not np.isscalar(scale):  # an array: adaptive dropout's inference expectation
+                values[...] = ACTIVATIONS[self.activation][0](z2d) * scale.reshape(z2d.shape)
+            elif biased:
+                K.run(K.act, K.act_par, z, self._act_code, scale, values.reshape(-1))
+            else:  # one sweep: z += b, values = act(z) * scale
+                K.run(K.bias_act, K.bias_act_par, z2d, self.b, self._act_code, scale, values)
+            out = ActiveSet.full(values)
             touched = self.n_in * self.n_out
         else:
-            touched = self._weights_touched(xin, pattern)
+            nodes = _Nodes.of(pattern)
+            touched = self._weights_touched(xin, pattern, nodes)
             if z2d is not None:
                 rows = np.repeat(np.arange(xin.batch), pattern.counts())
                 z = z2d[rows, pattern.indices]
             else:
-                z = self._preact_pattern(xin, pattern, "forward", touched)
+                z = self._preact_pattern(xin, pattern, "forward", touched, nodes)
             scale = self._scale(train, z)
-            values = (ACTIVATIONS[self.activation][0](z) * scale).astype(self.dtype, copy=False)
+            values = self._activate(z, scale)
             out = ActiveSet(pattern.indptr, pattern.indices, values, self.n_out, check=False)
-        self._cache = _Cache(xin, out, z, scale, touched) if train else None
+        self._cache = _Cache(xin, out, z, scale, touched, nodes) if train else None
         self.samples_seen += xin.batch
         self.active_seen += out.nnz
         return out
@@ -282,7 +322,13 @@ class Layer:
         else:
             g = c.out.with_values(_as_float_array(grad, "grad")).values
         self._cache = None
-        dz = (g * ACTIVATIONS[self.activation][1](c.z) * c.scale).astype(self.dtype, copy=False)
+        g = np.ascontiguousarray(g, dtype=self.dtype)
+        if np.isscalar(c.scale):  # one sweep: dz = g * act'(z) * scale
+            dz = np.empty_like(g)
+            K.run(K.act_grad, K.act_grad_par, g, c.z, self._act_code, c.scale, dz)
+        else:
+            dz = (g * ACTIVATIONS[self.activation][1](c.z) * c.scale).astype(self.dtype,
+                                                                             copy=False)
         x = c.x
         F = x.batch * self.n_in * self.n_out
         self.macs.add("dense_equivalent", F * (2 if input_grad else 1))
@@ -294,8 +340,8 @@ class Layer:
 
         if c.out.is_full:  # every node active: BLAS products
             dz2d = dz.reshape(x.batch, self.n_out)
-            xd = x.densified()
-            self.grad_W += dz2d.T @ xd
+            xd = np.ascontiguousarray(x.densified())
+            _gemm_accumulate(self.grad_W, dz2d, xd)  # grad_W += dz2d.T @ xd, in place
             self.grad_b += dz2d.sum(axis=0)
             self.touched[:] = True
             self.macs.add("backward_weight", F)
@@ -313,16 +359,25 @@ class Layer:
         self.macs.add("backward_weight", S)
         if input_grad:
             self.macs.add("backward_input", S)
+        nd = c.nodes if c.nodes is not None else _Nodes.of(out)
+        par = K.parallel()
         if x.sparse is not None:
             xs = x.sparse
             gxv = np.zeros(xs.nnz if input_grad else 0, dtype=self.dtype)
-            K.backward_sparse_in(xs.indptr, xs.indices, xs.values, self.W, out.indptr,
-                                 out.indices, dz, self.grad_W, self.grad_b, self.touched,
-                                 gxv, input_grad)
+            args = (xs.indptr, xs.indices, xs.values, self.W, nd.colptr, nd.ent, nd.samp, dz,
+                    self.grad_W, self.grad_b, self.touched, gxv, input_grad)
+            if par:
+                K.backward_sparse_par(*args, nd.chunks(_ROW_COST))
+            else:
+                K.backward_sparse(*args)
             return xs.with_values(gxv) if input_grad else None
-        gx = np.zeros((x.batch, self.n_in) if input_grad else (0, self.n_in), dtype=self.dtype)
-        K.backward_dense_in(x.dense, self.W, out.indptr, out.indices, dz, self.grad_W,
-                            self.grad_b, self.touched, gx, input_grad)
+        gx = np.zeros((x.batch, self.n_in) if input_grad else (x.batch, 0), dtype=self.dtype)
+        args = (x.dense, self.W, nd.colptr, nd.ent, nd.samp, dz, self.grad_W, self.grad_b,
+                self.touched, gx, input_grad)
+        if par:
+            K.backward_dense_par(*args, nd.chunks(_ROW_COST))
+        else:
+            K.backward_dense(*args)
         if not input_grad:
             return None
         return gx if x.was_array else ActiveSet.full(gx)
@@ -362,10 +417,24 @@ class Layer:
         return f"{type(self).__name__}({self.n_in} -> {self.n_out}, {self.activation}{extra})"
 
     # -- shared computation -------------------------------------------------------------
-    def _preact_full(self, x: _Input, phase: str) -> np.ndarray:
-        """Every pre-activation by one BLAS product; counts ``B*n_in*n_out`` in ``phase``."""
+    @property
+    def _act_code(self) -> int:
+        return K.ACT_CODES[self.activation]
+
+    def _activate(self, z: np.ndarray, scale) -> np.ndarray:
+        """``act(z) * scale`` in the layer's dtype (one sweep when ``scale`` is a number)."""
+        if not np.isscalar(scale):
+            return (ACTIVATIONS[self.activation][0](z) * scale).astype(self.dtype, copy=False)
+        out = np.empty(z.shape, dtype=self.dtype)
+        K.run(K.act, K.act_par, z, self._act_code, scale, out)
+        return out
+
+    def _preact_full(self, x: _Input, phase: str, *, bias: bool = True) -> np.ndarray:
+        """Every pre-activation by one BLAS product; counts ``B*n_in*n_out`` in ``phase``.
+        ``bias=False`` leaves the bias out (the caller adds it in a fused sweep)."""
         z2d = x.densified() @ self.W.T
-        z2d += self.b
+        if bias:
+            z2d += self.b
         F = x.batch * self.n_in * self.n_out
         self.macs.add(phase, F)
         self.macs.add("bytes_moved", self.dtype.itemsize * (
@@ -376,29 +445,41 @@ class Layer:
         """Input values a kernel reads: every entry of a dense input, the stored ones of a sparse one."""
         return x.batch * self.n_in if x.sparse is None else x.sparse.nnz
 
-    def _weights_touched(self, x: _Input, pattern: ActiveSet) -> int:
+    def _weights_touched(self, x: _Input, pattern: ActiveSet, nodes: "_Nodes | None" = None) -> int:
         """Weight entries a sparse kernel reads for ``pattern``: each (active node, active
         input) pair of the batch once, ``min(S, U*V)`` with ``U`` distinct active nodes
         and ``V`` distinct active inputs (the memory-traffic model of :mod:`lshprof.macs`)."""
         S = pair_macs(x.counts, pattern.counts())
-        U = int(np.count_nonzero(np.bincount(pattern.indices, minlength=self.n_out)))
+        U = nodes.n_nodes if nodes is not None else int(
+            np.count_nonzero(np.bincount(pattern.indices, minlength=self.n_out)))
         V = self.n_in if x.sparse is None else int(
             np.count_nonzero(np.bincount(x.sparse.indices, minlength=self.n_in)))
         return min(S, U * V)
 
     def _preact_pattern(self, x: _Input, pattern: ActiveSet, phase: str,
-                        touched: int | None = None) -> np.ndarray:
-        """Pre-activations of the active entries only (numba); counts ``sum a_b k_b``."""
+                        touched: int | None = None, nodes: "_Nodes | None" = None) -> np.ndarray:
+        """Pre-activations of the active entries only (numba, node by node); counts
+        ``sum a_b k_b``."""
         z = np.empty(pattern.nnz, dtype=self.dtype)
+        nd = nodes if nodes is not None else _Nodes.of(pattern)
+        par = K.parallel()
         if x.sparse is not None:
             xs = x.sparse
-            K.forward_sparse_in(xs.indptr, xs.indices, xs.values, self.W, self.b,
-                                pattern.indptr, pattern.indices, z)
+            args = (xs.indptr, xs.indices, xs.values, self.W, self.b, nd.colptr, nd.ent,
+                    nd.samp)
+            if par:
+                K.forward_sparse_par(*args, nd.chunks(_ROW_COST), z)
+            else:
+                K.forward_sparse(*args, z)
         else:
-            K.forward_dense_in(x.dense, self.W, self.b, pattern.indptr, pattern.indices, z)
+            args = (x.dense, self.W, self.b, nd.colptr, nd.ent, nd.samp)
+            if par:
+                K.forward_dense_par(*args, nd.chunks(_ROW_COST), z)
+            else:
+                K.forward_dense(*args, z)
         self.macs.add(phase, pair_macs(x.counts, pattern.counts()))
         if touched is None:
-            touched = self._weights_touched(x, pattern)
+            touched = self._weights_touched(x, pattern, nd)
         self.macs.add("bytes_moved", self.dtype.itemsize * (
             touched + self._input_entries(x) + pattern.nnz))
         return z
@@ -451,6 +532,26 @@ class Layer:
                 f"batch needs [{batch} x {self.n_out}]"
             )
         return active
+
+
+#: work of reading one weight row, in active entries, when splitting nodes across threads
+_ROW_COST = 2
+
+
+def _gemm_accumulate(C: np.ndarray, A: np.ndarray, X: np.ndarray) -> None:
+    """``C += A.T @ X`` in place by one BLAS call (no ``[n_out, n_in]`` temporary).
+
+    ``C`` is ``[n, m]`` C-ordered, ``A`` ``[B, n]`` and ``X`` ``[B, m]`` C-contiguous. In
+    Fortran order ``C.T`` is ``[m, n]`` and ``C.T += X.T @ A``: a GEMM with ``beta = 1``.
+    """
+    from scipy.linalg import blas
+
+    gemm = blas.sgemm if C.dtype == np.float32 else blas.dgemm
+    A = np.ascontiguousarray(A, dtype=C.dtype)
+    X = np.ascontiguousarray(X, dtype=C.dtype)
+    out = gemm(1.0, X.T, A.T, beta=1.0, c=C.T, trans_b=True, overwrite_c=True)
+    if not np.shares_memory(out, C):  # the wrapper copied: write the result back
+        C[...] = out.T
 
 
 def _as_float_array(x, name: str) -> np.ndarray:
@@ -548,6 +649,9 @@ class AdaptiveDropout(Layer):
 
     def _scale(self, train, z):
         return 1.0 if train else self._keep_prob(z)
+
+    def _scale_needs_z(self, train):
+        return not train
 
 
 class WTA(Layer):
@@ -904,7 +1008,10 @@ class LSH(Layer):
                 padded += k - int(cnt[q])
             cnt = np.full(B, k, dtype=np.int64)
         indptr = np.concatenate([[0], np.cumsum(cnt)]).astype(np.int64)
-        indices = rows[np.arange(k)[None, :] < cnt[:, None]].astype(np.int32)
+        if indptr[-1] == B * k:  # every query filled its budget: the rows are the CSR
+            indices = rows.reshape(-1).astype(np.int32, copy=False)
+        else:
+            indices = rows[np.arange(k)[None, :] < cnt[:, None]].astype(np.int32)
         pattern = ActiveSet(indptr, indices, np.zeros(indices.size, dtype=self.dtype),
                             self.n_out, check=False)
         add = L_.SelectionStats(queries=B, chosen=chosen, short_queries=int(short.sum()),

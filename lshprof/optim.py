@@ -88,7 +88,8 @@ class SGD(Optimizer):
 
     def _update(self, P, G, state, rows):
         p = self.params
-        K.sgd_momentum_rows(P, G, state[0], rows, p["lr"], p["momentum"], p["l2"])
+        K.run(K.sgd_momentum_rows, K.sgd_momentum_rows_par, P, G, state[0], rows, p["lr"],
+              p["momentum"], p["l2"])
 
 
 class AdaGrad(Optimizer):
@@ -98,8 +99,8 @@ class AdaGrad(Optimizer):
 
     def _update(self, P, G, state, rows):
         p = self.params
-        K.adagrad_momentum_rows(P, G, state[0], state[1], rows, p["lr"], p["momentum"],
-                                p["l2"], p["eps"])
+        K.run(K.adagrad_momentum_rows, K.adagrad_momentum_rows_par, P, G, state[0], state[1],
+              rows, p["lr"], p["momentum"], p["l2"], p["eps"])
 
 
 class Adam(Optimizer):
@@ -109,8 +110,8 @@ class Adam(Optimizer):
 
     def _update(self, P, G, state, rows):
         p = self.params
-        K.adam_rows(P, G, state[0], state[1], rows, p["lr"], p["beta1"], p["beta2"], p["eps"],
-                    p["l2"], self.steps)
+        K.run(K.adam_rows, K.adam_rows_par, P, G, state[0], state[1], rows, p["lr"],
+              p["beta1"], p["beta2"], p["eps"], p["l2"], self.steps)
 
 
 #: optimizer name -> class
