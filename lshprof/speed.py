@@ -337,10 +337,10 @@ def _ms(s: float) -> str:
     return f"{s * 1e3:9.3f}"
 
 
-def report(res: dict, out=sys.stdout) -> int:
-    """Print the goal tables; returns the number of goals missed."""
+def report(res: dict, out=None) -> int:
+    """Print the goal tables (to ``out``, default stdout); returns the goals missed."""
     missed = 0
-    w = out.write
+    w = (out or sys.stdout).write
     w(f"lshprof speed suite  (lsh fraction {FRACTION}, Adam, {res['machine']})\n\n")
     w("Training step: dense BLAS layer vs LSH layer, same threads, medians of alternating "
       "repeats\n")
