@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 from .errors import ConfigError
 
-__all__ = ["run_speed", "CASES"]
+__all__ = ["run_speed", "build_parser", "CASES"]
 
 
 @dataclass(frozen=True)
@@ -405,7 +405,7 @@ def report(res: dict, out=None) -> int:
     return missed
 
 
-def run_speed(argv: list[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lshprof bench --suite speed",
         description="Side-by-side timings of dense and LSH layers against the speed goals; "
@@ -422,7 +422,11 @@ def run_speed(argv: list[str]) -> int:
                         choices=["dense", "memory", "threads"], help="parts to leave out")
     parser.add_argument("--json", default=None, help="also write the measurements here")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a goal is missed")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run_speed(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
     if args.repeats < 1:
         raise ConfigError(f"--repeats must be >= 1, got {args.repeats}")
     cases = CASES

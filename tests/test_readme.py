@@ -66,3 +66,9 @@ def test_ci_examples_use_real_commands_and_options(root):
     for c in checked:
         parser.parse_args(shlex.split(c)[1:])  # exits 2 on an unknown option
     assert (root / ".ci" / "baseline.json").exists() and ".ci/baseline.json" in text
+    from lshprof.speed import build_parser as speed_parser
+
+    suite = [c for c in commands if c.startswith("lshprof bench --suite")]
+    assert suite
+    for c in suite:
+        speed_parser().parse_args(shlex.split(c)[2:])
