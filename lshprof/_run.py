@@ -189,7 +189,7 @@ def _train_cells(args, scen, data, out: Path, resume: bool, cells, finished: set
                         activation=m.network.activation,
                         output_method=cell.method if on_output else "dense",
                         output_params=cell.params if on_output else None, threads=cell.threads,
-                        extra={"cell": cell.id, "dataset": m.data.dataset,
+                        mode=cell.mode, extra={"cell": cell.id, "dataset": m.data.dataset,
                                "scenario": scen.name, "applied_to": m.network.apply_to},
                         on_batch=on_batch)
                     done += 1
@@ -269,10 +269,14 @@ def print_summary(out: Path, *, quiet: bool = False) -> None:
     source = (meta.get("energy") or {}).get("source", "none")
     scen = (meta.get("scenario") or {})
     sweep_threads = len(set(s["threads"])) > 1 if len(s) else False
+    modes = sorted(set(s["mode"])) if len(s) and "mode" in s.columns else ["sync"]
+    show_mode = modes != ["sync"]
     table = Table(title=f"lshprof run {scen.get('name', '')}: {meta.get('status')}, "
                         f"{meta.get('rows', 0)} rows")
-    cols = ["method", "fraction"] + (["threads"] if sweep_threads else []) + [
-        "seeds", "test accuracy", "vs dense", "MACs/sample", "MACs vs dense", "train s",
+    cols = ["method", "fraction"] + (["mode"] if show_mode else []) + (
+        ["threads"] if sweep_threads else []) + [
+        "seeds", "test accuracy", "vs dense", "MACs/sample", "MACs vs dense", "train s"] + (
+        ["samples/s", "speedup"] if sweep_threads else []) + [
         "time vs dense", "energy J" + (" (est.)" if source == "estimated" else ""),
         "energy vs dense", "energy source"]
     for c in cols:
@@ -283,11 +287,16 @@ def print_summary(out: Path, *, quiet: bool = False) -> None:
         if not math.isnan(r["accuracy_sd"]):
             acc += f"±{r['accuracy_sd']:.3f}"
         cells = [str(r["method"]), _fmt(r["fraction"], "g")]
+        if show_mode:
+            cells.append(str(r["mode"]))
         if sweep_threads:
             cells.append(str(int(r["threads"])))
         cells += [str(r["seeds"]), acc, _fmt(r["accuracy_gap"], "+.3f"),
                   _fmt(r["macs_per_sample"], ",.0f"), _fmt(r["mac_share"], ".1%"),
-                  _fmt(r["train_s"], ".2f"), _fmt(r["time_share"], ".2f", "x"),
+                  _fmt(r["train_s"], ".2f")]
+        if sweep_threads:
+            cells += [_fmt(r["samples_per_s"], ",.0f"), _fmt(r["speedup"], ".2f", "x")]
+        cells += [_fmt(r["time_share"], ".2f", "x"),
                   _fmt(r["energy_j"], ".3g"), _fmt(r["energy_share"], ".2f", "x"),
                   r["energy_source"]]
         table.add_row(*cells)
@@ -300,6 +309,20 @@ def print_summary(out: Path, *, quiet: bool = False) -> None:
             "what dense layers of the same shapes perform. Times: wall clock of the training "
             "passes, warm-up and the selection-quality measurement excluded; 'time vs dense' "
             "divides by the dense cell's time at the same seed and threads.")
+        if sweep_threads:
+            console.print(
+                "samples/s: training samples per second of wall time; 'speedup': samples/s over "
+                "the same method's at the fewest threads. sync: the threads work inside each "
+                "kernel; hogwild: the threads are lock-free workers sharing the weights, each "
+                "kernel on one thread.")
+            from .scenario import available_cores
+
+            cores = available_cores()
+            over = sorted({int(t) for t in s["threads"] if int(t) > cores})
+            if over:
+                console.print(f"Note: {', '.join(map(str, over))} thread(s) exceed the {cores} "
+                              "cores available here; those cells share cores, so their "
+                              "speedup is not a measure of scaling.")
         if source == "estimated":
             console.print("Energy is ESTIMATED from a per-operation model (lshprof.energy."
                           "estimate), not measured: no readable RAPL counters here.")

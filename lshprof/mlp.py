@@ -8,6 +8,7 @@ softmax taken over the active classes only.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -28,7 +29,10 @@ from .timing import NULL_CLOCK, TIME_PHASES, PhaseClock, attached
 if TYPE_CHECKING:
     from .energy import EnergyMeter
 
-__all__ = ["MLP", "EpochStats", "train", "evaluate"]
+__all__ = ["MLP", "EpochStats", "train", "evaluate", "MODES"]
+
+#: training modes of :func:`train`
+MODES = ("sync", "hogwild")
 
 
 class MLP:
@@ -186,6 +190,23 @@ class EpochStats:
     eval_energy: Any = None
     #: CPU utilisation, RSS and frequency over the training passes (None without a meter)
     train_usage: dict | None = None
+    #: "sync" or "hogwild" (:mod:`lshprof.hogwild`) and the threads the epoch trained with
+    #: (hogwild: workers; None: the thread pools as they were)
+    mode: str = "sync"
+    threads: int | None = None
+    #: training samples of the epoch (all workers)
+    train_samples: int = 0
+    #: hogwild only: per phase, seconds of the workers' own phase clocks summed over the
+    #: workers (thread-seconds; per-phase wall time is not measured in that mode), each
+    #: worker's samples, and the bytes of the workers' private gradient arrays
+    train_thread_phase_s: dict[str, float] = field(default_factory=dict)
+    worker_samples: tuple[int, ...] = field(default=())
+    worker_private_bytes: int = 0
+
+    @property
+    def samples_per_s(self) -> float:
+        """Training samples per second of the epoch's training wall time."""
+        return self.train_samples / self.train_wall_s if self.train_wall_s > 0 else float("nan")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -203,6 +224,11 @@ class EpochStats:
             "train_energy": None if self.train_energy is None else self.train_energy.as_dict(),
             "eval_energy": None if self.eval_energy is None else self.eval_energy.as_dict(),
             "train_usage": self.train_usage,
+            "mode": self.mode, "threads": self.threads, "train_samples": self.train_samples,
+            "samples_per_s": self.samples_per_s,
+            "train_thread_phase_s": dict(self.train_thread_phase_s),
+            "worker_samples": list(self.worker_samples),
+            "worker_private_bytes": self.worker_private_bytes,
         }
 
 
@@ -219,6 +245,16 @@ def _check_data(model: MLP, X, y, name: str):
     return np.ascontiguousarray(X, dtype=model.layers[0].dtype), y.astype(np.int64)
 
 
+def _load_blas() -> None:
+    """Load every BLAS library the layers call before the thread limits are set: a limit
+    (threadpoolctl) reaches only libraries already loaded, and scipy's BLAS, which layers
+    may import on first use, would otherwise run at its default thread count."""
+    try:
+        import scipy.linalg.blas  # noqa: F401
+    except ImportError:
+        pass
+
+
 def evaluate(model: MLP, X: np.ndarray, y: np.ndarray, *, batch_size: int = 1024) -> float:
     """Accuracy in inference mode."""
     X, y = _check_data(model, X, y, "evaluate")
@@ -231,11 +267,21 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
           seed: int = 0, threads: int | None = None,
           on_epoch: Callable[[EpochStats], None] | None = None,
           meter: "EnergyMeter | None" = None, timing: bool = True,
-          on_batch: Callable[[int, int], None] | None = None) -> list[EpochStats]:
+          on_batch: Callable[[int, int], None] | None = None,
+          mode: str = "sync") -> list[EpochStats]:
     """Train ``model`` with mini-batches (size down to 1) and return per-epoch statistics.
 
-    ``threads`` limits BLAS and numba threads for the whole run (None leaves them as
-    they are); compare methods at the same thread count.
+    ``mode="sync"`` (default) trains one mini-batch after another; ``threads`` limits
+    BLAS and numba threads for the whole run (None leaves them as they are); compare
+    methods at the same thread count.
+
+    ``mode="hogwild"`` trains with ``threads`` lock-free asynchronous workers (None:
+    one per available core) that share the weights and optimizer state, each running
+    its own slice of the epoch's samples in mini-batches of ``batch_size``, every kernel
+    on one thread (:mod:`lshprof.hogwild`). One worker gives exactly the results of sync
+    training at one thread; more vary from run to run. Per-phase wall time is not
+    measured in this mode (``train_phase_s`` is empty); ``train_thread_phase_s`` has the
+    workers' own phase times summed, in thread-seconds.
 
     Every epoch is timed by phase (:mod:`lshprof.timing`; ``timing=False`` detaches
     the phase clock, to measure its overhead). With an energy ``meter``
@@ -245,7 +291,8 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
 
     ``on_batch(done, total)`` (for progress bars) is called with the samples done in
     the epoch about a hundred times per epoch and once at its end; its time is
-    charged to the ``other`` phase.
+    charged to the ``other`` phase. In hogwild mode the workers call it (one at a time,
+    with the samples all workers have done) and the calling thread makes the last call.
     """
     X, y = _check_data(model, X, y, "train")
     if X_eval is not None:
@@ -253,13 +300,33 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
     for name, v in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+    if mode not in MODES:
+        raise ConfigError(f"unknown training mode {mode!r}; valid: {', '.join(MODES)}")
+    hogwild = mode == "hogwild"
+    if hogwild and threads is None:
+        from .scenario import available_cores
+
+        threads = available_cores()
+    if hogwild and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads must be a positive integer, got {threads!r}")
     opt = make_optimizer(optimizer, model.layers, **(optimizer_params or {}))
+    _load_blas()
     rng = np.random.default_rng(seed)
     sparse_out = model.layers[-1].method != "dense"
     history = []
     clock = PhaseClock() if timing else NULL_CLOCK
-    with limit_threads(threads), attached(clock, model.layers):
-        n_batches = -(-X.shape[0] // batch_size)
+    trainer = None
+    if hogwild:
+        from .hogwild import HogwildTrainer, jit_timer
+
+        trainer = HogwildTrainer(model, opt, threads, batch_size=batch_size, timing=timing)
+        # kernels on one thread in every worker; BLAS on one thread for the whole run
+        pools, watch = limit_threads(1), jit_timer(clock, model.layers)
+    else:
+        pools, watch = limit_threads(threads), attached(clock, model.layers)
+    with pools, watch as jit:
+        n_batches = (trainer.n_batches(X.shape[0]) if hogwild
+                     else -(-X.shape[0] // batch_size))
         report_every = max(1, n_batches // 100)
         for epoch in range(1, epochs + 1):
             for layer in model.layers:
@@ -273,28 +340,37 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
             calls0 = clock.calls if timing else 0
             ns0 = clock.snapshot() if timing else None
             q0 = clock.quality_cpu_ns
+            jit0 = jit.worker_ns if hogwild else 0
             t0, c0 = time.perf_counter_ns(), time.process_time_ns()
-            clock.push("other")
-            order = rng.permutation(X.shape[0])
-            loss_sum = 0.0
-            correct = 0
-            for s in range(0, X.shape[0], batch_size):
-                idx = order[s:s + batch_size]
-                yb = y[idx]
-                logits = model.forward(X[idx], train=True, labels=yb if sparse_out else None)
-                loss, grad, ok = model.loss(logits, yb)
-                model.backward(grad)
-                clock.push("update")
-                opt.step()
+            if hogwild:
+                order = rng.permutation(X.shape[0])
+                work = trainer.run_epoch(order, X, y, sparse_out=sparse_out, on_batch=on_batch)
+                loss_sum, correct = work.loss_sum, work.correct
+                if on_batch is not None:
+                    on_batch(X.shape[0], X.shape[0])
+            else:
+                clock.push("other")
+                order = rng.permutation(X.shape[0])
+                loss_sum = 0.0
+                correct = 0
+                for s in range(0, X.shape[0], batch_size):
+                    idx = order[s:s + batch_size]
+                    yb = y[idx]
+                    logits = model.forward(X[idx], train=True,
+                                           labels=yb if sparse_out else None)
+                    loss, grad, ok = model.loss(logits, yb)
+                    model.backward(grad)
+                    clock.push("update")
+                    opt.step()
+                    clock.pop()
+                    for layer in model.layers:
+                        layer.after_step()
+                    loss_sum += loss * idx.size
+                    correct += ok
+                    if on_batch is not None and ((s // batch_size + 1) % report_every == 0
+                                                 or s + batch_size >= X.shape[0]):
+                        on_batch(min(s + batch_size, X.shape[0]), X.shape[0])
                 clock.pop()
-                for layer in model.layers:
-                    layer.after_step()
-                loss_sum += loss * idx.size
-                correct += ok
-                if on_batch is not None and ((s // batch_size + 1) % report_every == 0
-                                             or s + batch_size >= X.shape[0]):
-                    on_batch(min(s + batch_size, X.shape[0]), X.shape[0])
-            clock.pop()
             c1, t1 = time.process_time_ns(), time.perf_counter_ns()
             ns1 = clock.snapshot() if timing else None
             if meter is not None:
@@ -331,14 +407,28 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                               eval_phase_s={p: ev[p] for p in TIME_PHASES},
                               train_jit_s=tr["jit"], eval_jit_s=ev["jit"],
                               clock_calls=clock.calls - calls0)
+            quality_cpu_s = (clock.quality_cpu_ns - q0) / 1e9
+            if hogwild:
+                # the workers' phases overlap in time: no per-phase wall split, but their
+                # own clocks' sums (thread-seconds); numba compilation in any thread
+                measured.update(train_phase_s={}, train_thread_phase_s=work.thread_phase_s,
+                                clock_calls=work.clock_calls + measured.get("clock_calls", 0),
+                                worker_samples=work.worker_samples,
+                                worker_private_bytes=trainer.private_bytes)
+                if timing:
+                    measured["train_jit_s"] = tr["jit"] + (jit.worker_ns - jit0) / 1e9
+                # the quality phase's process CPU time cannot be told apart from the other
+                # workers' CPU time: not measured when there was a quality phase
+                quality_cpu_s = math.nan if work.quality_s > 0 else 0.0
             stats = EpochStats(
                 epoch=epoch, loss=loss_sum / X.shape[0], train_accuracy=correct / X.shape[0],
                 eval_accuracy=eval_acc, train_macs=train_macs, eval_macs=eval_macs,
                 layer_train_macs=layer_train, layer_active_fraction=active_frac,
                 train_wall_s=(t1 - t0) / 1e9, eval_wall_s=(t2 - t1e) / 1e9,
                 train_cpu_s=(c1 - c0) / 1e9,
-                train_quality_cpu_s=(clock.quality_cpu_ns - q0) / 1e9,
-                layer_selection=selection, **measured,
+                train_quality_cpu_s=quality_cpu_s,
+                layer_selection=selection, mode=mode, threads=threads,
+                train_samples=int(X.shape[0]), **measured,
             )
             history.append(stats)
             if on_epoch is not None:

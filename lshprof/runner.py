@@ -84,6 +84,16 @@ def epoch_row(stats, cell: dict[str, Any], *, clock_cost_ns: float | None = None
     # process CPU time of the training pass (all threads), and of its quality measurement
     row["cpu_elapsed_s"] = stats.train_cpu_s
     row["cpu_quality_s"] = stats.train_quality_cpu_s
+    # throughput: training samples per second of the training pass's wall time (every mode)
+    row["samples_per_s"] = getattr(stats, "samples_per_s", math.nan)
+    # hogwild: no per-phase wall time (the workers' phases overlap), but each phase's
+    # thread-seconds summed over the workers' own clocks, and what the workers held apart
+    if getattr(stats, "train_thread_phase_s", None):
+        for p in TIME_PHASES:
+            row[f"worker_{p}_s"] = stats.train_thread_phase_s[p]
+    if getattr(stats, "worker_samples", ()):
+        row["worker_samples"] = list(stats.worker_samples)
+        row["worker_private_bytes"] = stats.worker_private_bytes
     # work
     for f, col in MAC_COLUMNS.items():
         row[col] = getattr(m, f)
@@ -237,11 +247,14 @@ class Runner:
                  warmup: bool = True, threads: int | None = None,
                  extra: dict[str, Any] | None = None,
                  on_batch: Callable[[int, int], None] | None = None,
+                 mode: str = "sync",
                  ) -> tuple[Any, list[dict[str, Any]]]:
         """Train one model per the arguments on ``data`` (a :class:`~lshprof.data.Split`),
         write a row per epoch, and return ``(model, rows)``.
 
         ``threads`` overrides the runner's thread count for this cell (a thread sweep);
+        ``mode`` is :func:`lshprof.mlp.train`'s (``"hogwild"``: ``threads`` lock-free
+        workers, each on one BLAS and numba thread);
         ``extra`` adds columns to every row (e.g. the cell's id); ``on_batch`` is
         :func:`lshprof.mlp.train`'s progress hook."""
         from .mlp import MLP, train
@@ -256,7 +269,7 @@ class Runner:
                              output_method=output_method, output_params=output_params)
 
         fit = dict(batch_size=batch_size, optimizer=optimizer,
-                   optimizer_params=optimizer_params, seed=seed, threads=threads)
+                   optimizer_params=optimizer_params, seed=seed, threads=threads, mode=mode)
         warm_s = warm_jit_s = 0.0
         if warmup:
             tiny = slice(0, min(8, data.X_train.shape[0]))
@@ -273,7 +286,7 @@ class Runner:
             "method": label, "layer_method": method, "fraction": fraction, "seed": seed,
             "params": json.dumps(params, sort_keys=True), "hidden": json.dumps(list(hidden)),
             "output_method": output_method, "batch_size": batch_size, "optimizer": optimizer,
-            "threads": threads, "n_train": int(data.X_train.shape[0]),
+            "threads": threads, "mode": mode, "n_train": int(data.X_train.shape[0]),
             "n_eval": int(data.X_test.shape[0]), "warmup_s": warm_s, "warmup_jit_s": warm_jit_s,
             "reference_blas_s": reference_s, "reference_blas_cpu_s": reference_cpu_s,
             **(extra or {}),

@@ -8,11 +8,13 @@ prints the full JSON Schema)::
     [data]       dataset = "rectangles", seed = 0, and the data set's own options
     [network]    hidden = [1000], activation = "relu",
                  apply_to = "hidden" | "output"   (which layers the methods replace)
-    [training]   epochs, batch_size, optimizer, [training.optimizer_params]
-    [sweep]      fractions = [0.05, ...], seeds = [0], threads = [1, 2] (optional)
+    [training]   epochs, batch_size, optimizer, [training.optimizer_params],
+                 mode = "sync" | "hogwild"   (lock-free asynchronous workers, lshprof.hogwild)
+    [sweep]      fractions = [0.05, ...], seeds = [0], threads = [1, 2] or "powers"
+                 (optional; "powers" is 1, 2, 4, ... up to this machine's cores)
     [measure]    threads, energy, idle_baseline, quality, powercap_root, energy_model
     [methods.LABEL]  method = "lsh" (default: LABEL), the layer's parameters,
-                 optional fractions / optimizer_params overriding the sweep's
+                 optional fractions / optimizer_params / mode overriding the sweep's
     [quick]      what --quick changes: epochs, seeds, fractions, data options
     [check]      thresholds of ``lshprof check`` for runs of this scenario (see
                  :mod:`lshprof.check`); they do not change what runs
@@ -36,6 +38,7 @@ import hashlib
 import importlib.resources
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +50,39 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativ
 from .errors import ConfigError
 
 __all__ = ["Scenario", "Cell", "load_scenario", "builtin_scenarios", "sweep_params",
-           "DEFAULT_SCENARIO", "scenario_schema"]
+           "DEFAULT_SCENARIO", "scenario_schema", "MODES", "THREAD_KEYWORDS",
+           "available_cores", "power_thread_counts"]
 
 #: what ``lshprof run`` runs without an argument
 DEFAULT_SCENARIO = "quickstart"
+
+#: training modes: synchronous mini-batches (threads inside the kernels), or lock-free
+#: asynchronous workers sharing the weights (threads = workers; :mod:`lshprof.hogwild`)
+MODES = ("sync", "hogwild")
+Mode = Literal["sync", "hogwild"]
+
+#: keywords ``[sweep] threads`` accepts in place of a list
+THREAD_KEYWORDS = ("powers",)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def power_thread_counts(cores: int) -> list[int]:
+    """``threads = "powers"``: 1, 2, 4, ... up to ``cores``, and ``cores`` itself when it is
+    not a power of two (6 cores: 1, 2, 4, 6); never more threads than cores."""
+    out, t = [], 1
+    while t <= cores:
+        out.append(t)
+        t *= 2
+    if out[-1] != cores:
+        out.append(cores)
+    return out
 
 
 def _check_fractions(v: list[float] | None) -> list[float] | None:
@@ -108,14 +140,19 @@ class Training(_Table):
     batch_size: PositiveInt = 32
     optimizer: str = "adam"
     optimizer_params: dict[str, float] = Field(default_factory=dict)
+    mode: Mode = Field(
+        "sync", description="sync: mini-batches one after another, the cell's threads inside "
+                            "the kernels; hogwild: the cell's threads are lock-free workers "
+                            "sharing the weights, each kernel on one thread")
 
 
 class Sweep(_Table):
     fractions: list[float] = Field([0.05], description="active fractions, 0 < f <= 1")
     seeds: list[NonNegativeInt] = Field([0], description="model seeds (weights, order, masks)")
-    threads: list[PositiveInt] | None = Field(
-        None, description="a thread sweep (BLAS and numba threads per cell); default: "
-                          "[measure] threads only")
+    threads: list[PositiveInt] | Literal["powers"] | None = Field(
+        None, description="a thread sweep (threads per cell: inside the kernels, or hogwild "
+                          "workers); \"powers\": 1, 2, 4, ... up to this machine's cores; "
+                          "default: [measure] threads only")
 
     _fractions = field_validator("fractions")(_check_fractions)
 
@@ -124,10 +161,28 @@ class Sweep(_Table):
     def _seeds(cls, v):
         return _check_unique(v, "seed")
 
+    @field_validator("threads", mode="before")
+    @classmethod
+    def _threads_keyword(cls, v):
+        # checked here, so that a mistake gives one message rather than one per union member
+        allowed = (f"allowed: a list of thread counts (threads = [1, 2]) or "
+                   f"{' or '.join(map(repr, THREAD_KEYWORDS))} (1, 2, 4, ... up to the "
+                   "machine's cores)")
+        if isinstance(v, str):
+            if v not in THREAD_KEYWORDS:
+                raise ValueError(f"unknown keyword {v!r}; {allowed}")
+        elif isinstance(v, list):
+            for t in v:
+                if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+                    raise ValueError(f"thread counts must be positive integers, got {t!r}")
+        elif v is not None:
+            raise ValueError(f"must be a list of thread counts or a keyword; {allowed}")
+        return v
+
     @field_validator("threads")
     @classmethod
     def _threads(cls, v):
-        return _check_unique(v, "thread count")
+        return v if isinstance(v, str) else _check_unique(v, "thread count")
 
 
 class Measure(_Table):
@@ -148,6 +203,8 @@ class MethodTable(BaseModel):
     method: str | None = None
     fractions: list[float] | None = None
     optimizer_params: dict[str, float] | None = None
+    mode: Mode | None = Field(None, description="this method's training mode (default: "
+                                                "[training] mode)")
 
     _fractions = field_validator("fractions")(_check_fractions)
 
@@ -232,12 +289,15 @@ class Cell:
     seed: int
     threads: int
     optimizer_params: dict[str, float]
+    mode: str = "sync"
 
     @property
     def id(self) -> str:
-        """Stable text key of the cell, stored in every row (``cell`` column)."""
+        """Stable text key of the cell, stored in every row (``cell`` column); a hogwild
+        cell's ends in ``|mode=hogwild`` (sync cells keep the key they always had)."""
         f = "-" if self.fraction is None else repr(float(self.fraction))
-        return f"{self.label}|fraction={f}|seed={self.seed}|threads={self.threads}"
+        key = f"{self.label}|fraction={f}|seed={self.seed}|threads={self.threads}"
+        return key if self.mode == "sync" else f"{key}|mode={self.mode}"
 
 
 # -- loading --------------------------------------------------------------------------------------
@@ -327,6 +387,15 @@ class Scenario:
 
     def as_dict(self) -> dict[str, Any]:
         d = self.model.model_dump(mode="json")
+        # the default mode is left out, so runs and baselines made before modes existed keep
+        # their fingerprint and stay comparable; a hogwild mode is part of the settings
+        if d["training"].get("mode") == "sync":
+            d["training"].pop("mode")
+        for t in d["methods"].values():
+            if t.get("mode") is None:
+                t.pop("mode", None)
+        if d["sweep"].get("threads") == "powers":  # what it stood for on this machine
+            d["sweep"]["thread_counts"] = self.thread_counts()
         d["data"] = {"dataset": self.model.data.dataset, "seed": self.model.data.seed,
                      **self._data_options}
         d.pop("quick")
@@ -382,7 +451,7 @@ class Scenario:
             unknown = sorted(set(params) - set(LAYERS[method].PARAMS))
             if unknown:
                 raise ConfigError(f"{src}: unknown key {unknown[0]!r} in {where} (method "
-                                  f"{method!r}); allowed: method, fractions, optimizer_params, "
+                                  f"{method!r}); allowed: method, fractions, optimizer_params, mode, "
                                   f"{', '.join(LAYERS[method].PARAMS) or '(no parameters)'}")
             if t.fractions is not None and method not in FRACTION_PARAM:
                 raise ConfigError(f"{src}: {where} fractions: method {method!r} has no active "
@@ -489,11 +558,20 @@ class Scenario:
             return []  # the table fixes it: not swept
         return list(t.fractions if t.fractions is not None else self.model.sweep.fractions)
 
-    def cells(self) -> list[Cell]:
-        """Every cell of the sweep, in run order: thread count, seed, method, fraction."""
+    def thread_counts(self, cores: int | None = None) -> list[int]:
+        """The sweep's thread counts: ``[sweep] threads`` (``"powers"`` expanded for
+        ``cores``, default :func:`available_cores`), else ``[measure] threads``."""
+        m = self.model
+        if m.sweep.threads == "powers":
+            return power_thread_counts(available_cores() if cores is None else cores)
+        return list(m.sweep.threads or [m.measure.threads])
+
+    def cells(self, cores: int | None = None) -> list[Cell]:
+        """Every cell of the sweep, in run order: thread count, seed, method, fraction
+        (``cores``: what ``threads = "powers"`` expands for; default this machine's)."""
         m = self.model
         out = []
-        for threads in (m.sweep.threads or [m.measure.threads]):
+        for threads in self.thread_counts(cores):
             for seed in m.sweep.seeds:
                 for label, t in m.methods.items():
                     method = t.method or label
@@ -501,14 +579,15 @@ class Scenario:
                     if m.measure.quality and method == "lsh":
                         params.setdefault("quality", True)
                     opt = {**m.training.optimizer_params, **(t.optimizer_params or {})}
+                    mode = t.mode or m.training.mode
                     fractions = self._fractions(method, t)
                     if not fractions:
                         fixed = params.get(FRACTION_PARAM.get(method, ""), None)
                         frac = fixed if method != "adaptive_dropout" else None
-                        out.append(Cell(label, method, params, frac, seed, threads, opt))
+                        out.append(Cell(label, method, params, frac, seed, threads, opt, mode))
                     for f in fractions:
                         out.append(Cell(label, method, {**params, **sweep_params(method, f)},
-                                        f, seed, threads, opt))
+                                        f, seed, threads, opt, mode))
         return out
 
 

@@ -11,6 +11,12 @@ are several). Shares are relative to dense:
   ``dense`` cell's at the same seed and thread count (missing without a dense cell);
 * ``accuracy_gap``: the cell's final test accuracy minus dense's.
 
+Throughput, for thread sweeps and Hogwild (:mod:`lshprof.hogwild`): ``samples_per_s`` is
+the cell's training samples over ``train_s``; ``speedup`` is a summary row's
+``samples_per_s`` over that of the same label and fraction at the sweep's fewest threads
+(1 in a sweep that starts at 1), so a label's speedup at its fewest threads is 1.
+``mode`` is the cell's training mode (``sync`` for runs made before modes existed).
+
 ``train_s`` is the wall time of the training passes less the time of the optional
 selection-quality measurement (``[measure] quality``), which, like its MACs, is not the
 method's work. Energy cannot be split that way: with quality on, a sparse cell's
@@ -54,6 +60,11 @@ def _kind(row) -> str:
     return str(value) if isinstance(value, str) and value else str(row["method"])
 
 
+def _mode(row) -> str:
+    value = row.get("mode")
+    return str(value) if isinstance(value, str) and value else "sync"
+
+
 def _num(df, col):
     import pandas as pd
 
@@ -91,9 +102,12 @@ def cell_table(df):
             samples=n_seen,
             energy_j=float(energy.sum()) if len(energy) and energy.notna().all() else math.nan,
             energy_source=str(last.get("energy_source", "none") or "none"),
+            mode=_mode(last),
         )
         row["mac_share"] = (row["macs"] / row["macs_dense_equivalent"]
                             if row["macs_dense_equivalent"] else math.nan)
+        row["samples_per_s"] = (row["samples"] / row["train_s"]
+                                if finite(row["train_s"]) and row["train_s"] > 0 else math.nan)
         rows.append(row)
     cells = pd.DataFrame(rows)
     # relative to the dense cell at the same seed and threads (and run)
@@ -130,10 +144,11 @@ def summarize(df, cells=None):
     for key, g in cells.groupby(keys, dropna=False, sort=False):
         row = dict(zip(keys, key))
         row["kind"] = str(g["kind"].iloc[0])
+        row["mode"] = str(g["mode"].iloc[0]) if "mode" in g.columns else "sync"
         row["seeds"] = int(g["seed"].nunique())
         for col in ("accuracy", "accuracy_gap", "mac_share", "time_share", "energy_share",
                     "train_s", "energy_j", "macs", "samples", "time_per_sample_s",
-                    "energy_per_sample_j"):
+                    "energy_per_sample_j", "samples_per_s"):
             row[col] = float(g[col].mean())
             if col not in ("macs", "samples"):  # deterministic at a fixed data set
                 row[f"{col}_sd"] = float(g[col].std()) if len(g) > 1 else math.nan
@@ -141,6 +156,7 @@ def summarize(df, cells=None):
         row["macs_per_sample"] = row["macs"] / row["samples"] if row["samples"] else math.nan
         rows.append(row)
     out = pd.DataFrame(rows)
+    out["speedup"] = _speedup(out, [k for k in keys if k != "threads"])
     out["_order"] = out["method"].map(order)
     sort = ["threads", "_order", "fraction"]
     if runs:
@@ -148,3 +164,22 @@ def summarize(df, cells=None):
         sort = ["_run"] + sort
     out = out.sort_values(sort, na_position="first")
     return out.drop(columns=[c for c in ("_order", "_run") if c in out]).reset_index(drop=True)
+
+
+def _speedup(out, keys):
+    """``samples_per_s`` over that of the row with the same ``keys`` (run, label, fraction)
+    at the fewest threads (nan without a thread count or a throughput there)."""
+    import pandas as pd
+
+    speedup = pd.Series(math.nan, index=out.index, dtype=float)
+    if "threads" not in out.columns:
+        return speedup
+    threads = pd.to_numeric(out["threads"], errors="coerce")
+    for _, g in out.assign(_t=threads).groupby(keys, dropna=False, sort=False):
+        g = g[g["_t"].notna()]
+        if g.empty:
+            continue
+        base = g.loc[g["_t"].idxmin(), "samples_per_s"]
+        if finite(base) and base > 0:
+            speedup.loc[g.index] = g["samples_per_s"] / base
+    return speedup
