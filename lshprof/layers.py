@@ -270,9 +270,11 @@ class Layer:
             if not np.isscalar(scale):  # an array: adaptive dropout's inference expectation
                 values[...] = ACTIVATIONS[self.activation][0](z2d) * scale.reshape(z2d.shape)
             elif biased:
-                K.run(K.act, K.act_par, z, self._act_code, scale, values.reshape(-1))
+                K.run(K.act, K.act_par, z, self._act_code, scale, values.reshape(-1),
+                      work=z.size)
             else:  # one sweep: z += b, values = act(z) * scale
-                K.run(K.bias_act, K.bias_act_par, z2d, self.b, self._act_code, scale, values)
+                K.run(K.bias_act, K.bias_act_par, z2d, self.b, self._act_code, scale, values,
+                      work=z2d.size)
             out = ActiveSet.full(values)
             touched = self.n_in * self.n_out
         else:
@@ -325,7 +327,7 @@ class Layer:
         g = np.ascontiguousarray(g, dtype=self.dtype)
         if np.isscalar(c.scale):  # one sweep: dz = g * act'(z) * scale
             dz = np.empty_like(g)
-            K.run(K.act_grad, K.act_grad_par, g, c.z, self._act_code, c.scale, dz)
+            K.run(K.act_grad, K.act_grad_par, g, c.z, self._act_code, c.scale, dz, work=g.size)
         else:
             dz = (g * ACTIVATIONS[self.activation][1](c.z) * c.scale).astype(self.dtype,
                                                                              copy=False)
@@ -341,7 +343,10 @@ class Layer:
         if c.out.is_full:  # every node active: BLAS products
             dz2d = dz.reshape(x.batch, self.n_out)
             xd = np.ascontiguousarray(x.densified())
-            _gemm_accumulate(self.grad_W, dz2d, xd)  # grad_W += dz2d.T @ xd, in place
+            if self.touched.any():  # accumulating onto an earlier batch's gradient
+                _gemm_accumulate(self.grad_W, dz2d, xd)  # grad_W += dz2d.T @ xd, in place
+            else:  # untouched rows hold zero gradients: write the product in place
+                np.matmul(dz2d.T, xd, out=self.grad_W)
             self.grad_b += dz2d.sum(axis=0)
             self.touched[:] = True
             self.macs.add("backward_weight", F)
@@ -360,7 +365,7 @@ class Layer:
         if input_grad:
             self.macs.add("backward_input", S)
         nd = c.nodes if c.nodes is not None else _Nodes.of(out)
-        par = K.parallel()
+        par = K.parallel(S)
         if x.sparse is not None:
             xs = x.sparse
             gxv = np.zeros(xs.nnz if input_grad else 0, dtype=self.dtype)
@@ -426,7 +431,7 @@ class Layer:
         if not np.isscalar(scale):
             return (ACTIVATIONS[self.activation][0](z) * scale).astype(self.dtype, copy=False)
         out = np.empty(z.shape, dtype=self.dtype)
-        K.run(K.act, K.act_par, z, self._act_code, scale, out)
+        K.run(K.act, K.act_par, z, self._act_code, scale, out, work=z.size)
         return out
 
     def _preact_full(self, x: _Input, phase: str, *, bias: bool = True) -> np.ndarray:
@@ -462,7 +467,7 @@ class Layer:
         ``sum a_b k_b``."""
         z = np.empty(pattern.nnz, dtype=self.dtype)
         nd = nodes if nodes is not None else _Nodes.of(pattern)
-        par = K.parallel()
+        par = K.parallel(pair_macs(x.counts, pattern.counts()))
         if x.sparse is not None:
             xs = x.sparse
             args = (xs.indptr, xs.indices, xs.values, self.W, self.b, nd.colptr, nd.ent,
@@ -540,6 +545,10 @@ _ROW_COST = 2
 
 def _gemm_accumulate(C: np.ndarray, A: np.ndarray, X: np.ndarray) -> None:
     """``C += A.T @ X`` in place by one BLAS call (no ``[n_out, n_in]`` temporary).
+
+    Used only when a gradient is accumulated over several batches: scipy's BLAS
+    wrappers hold the GIL (numpy's products release it), which would serialise
+    Hogwild workers.
 
     ``C`` is ``[n, m]`` C-ordered, ``A`` ``[B, n]`` and ``X`` ``[B, m]`` C-contiguous. In
     Fortran order ``C.T`` is ``[m, n]`` and ``C.T += X.T @ A``: a GEMM with ``beta = 1``.

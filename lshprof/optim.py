@@ -89,7 +89,7 @@ class SGD(Optimizer):
     def _update(self, P, G, state, rows):
         p = self.params
         K.run(K.sgd_momentum_rows, K.sgd_momentum_rows_par, P, G, state[0], rows, p["lr"],
-              p["momentum"], p["l2"])
+              p["momentum"], p["l2"], work=rows.size * P.shape[1])
 
 
 class AdaGrad(Optimizer):
@@ -100,7 +100,7 @@ class AdaGrad(Optimizer):
     def _update(self, P, G, state, rows):
         p = self.params
         K.run(K.adagrad_momentum_rows, K.adagrad_momentum_rows_par, P, G, state[0], state[1],
-              rows, p["lr"], p["momentum"], p["l2"], p["eps"])
+              rows, p["lr"], p["momentum"], p["l2"], p["eps"], work=rows.size * P.shape[1])
 
 
 class Adam(Optimizer):
@@ -111,7 +111,8 @@ class Adam(Optimizer):
     def _update(self, P, G, state, rows):
         p = self.params
         K.run(K.adam_rows, K.adam_rows_par, P, G, state[0], state[1], rows, p["lr"],
-              p["beta1"], p["beta2"], p["eps"], p["l2"], self.steps)
+              p["beta1"], p["beta2"], p["eps"], p["l2"], self.steps,
+              work=rows.size * P.shape[1])
 
 
 #: optimizer name -> class
