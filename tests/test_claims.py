@@ -151,3 +151,18 @@ def test_quality_measurement_time_is_not_the_methods():
     assert s.loc["lsh", "train_s"] == pytest.approx(1.0)
     assert s.loc["lsh", "time_share"] == pytest.approx(0.1)
     assert s.loc["dense", "train_s"] == pytest.approx(10.0)
+
+
+def test_scaling_is_judged_on_hogwild_rows_when_the_run_has_them():
+    spec = [("dense", "dense", N, 0, 1, 0.95, 1000, 10.0, N),
+            ("lsh", "lsh", 0.05, 0, 1, 0.949, 50, 1.0, N),
+            ("lsh", "lsh", 0.05, 0, 2, 0.949, 50, 1.0, N),        # sync: no speedup
+            ("lsh-hogwild", "lsh", 0.05, 0, 1, 0.949, 50, 1.0, N),
+            ("lsh-hogwild", "lsh", 0.05, 0, 2, 0.949, 50, 0.55, N)]  # hogwild: 1.82x
+    df = table(spec)
+    df["mode"] = ["sync", "sync", "sync", "hogwild", "hogwild"]
+    got = by_key(df)["scaling"]
+    assert got.values[0]["speedup"] == pytest.approx(1.0 / 0.55)
+    assert got.verdict == C.HOLDS and "Hogwild" in got.rule
+    got = by_key(df[df["mode"] == "sync"])["scaling"]  # without Hogwild rows: sync's
+    assert got.values[0]["speedup"] == pytest.approx(1.0) and got.verdict == C.FAILS
