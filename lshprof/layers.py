@@ -901,16 +901,13 @@ class LSH(Layer):
         """Hash ``rows`` (None: all, clearing the tables) and update the tables."""
         cost = L_.HashCost()
         idx, V, full = self._row_vectors(rows, cost)
-        digits, _, _, c2 = self.hashes.digits(dense=np.ascontiguousarray(V))
+        codes, c2 = self.hashes.hash_codes(dense=np.ascontiguousarray(V))
         cost += c2
-        codes = self.hashes.codes(digits)
         self.rows_rehashed += self.tables.set_codes(idx, codes, clear=full)
         self.rehash_count += 1
-        # traffic: row vectors and hash functions read; codes written, then each table's
-        # sorted arrays rewritten (codes, priorities, sorted codes: int64; order: int32)
-        L, n = self.params["L"], self.n_out
-        cost.bytes_moved += (V.nbytes + self.hashes.nbytes + 8 * codes.size
-                            + L * n * (3 * 8 + 4))
+        # traffic: row vectors and hash functions read; codes written, then every table's
+        # arrays rewritten (their bytes as stored)
+        cost.bytes_moved += V.nbytes + self.hashes.nbytes + 8 * codes.size + self.tables.nbytes
         self._count("rehash", cost)
 
     def _count(self, phase: str, cost: "L_.HashCost") -> None:

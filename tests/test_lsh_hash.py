@@ -17,6 +17,7 @@ import pytest
 from lshprof import ActiveSet, make_layer
 from lshprof import kernels as K
 from lshprof.lsh import HashCost, HashFunctions, HashTables
+from test_tables import RefTables
 
 #: The one tolerance for float32 kernels against float64 references.
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -423,6 +424,41 @@ def test_probe_codes_properties():
         assert np.all(np.diff(scores) >= -1e-12)
 
 
+
+@pytest.mark.parametrize("family", ["srp", "srp_sparse", "wta", "dwta"])
+def test_hash_codes_equal_codes_of_digits_with_the_same_cost(family, monkeypatch):
+    """The block-wise path for tables (no alternatives or margins) gives the same codes
+    and costs, also across block boundaries."""
+    import lshprof.lsh as lsh_mod
+    monkeypatch.setattr(lsh_mod, "PROJECT_CHUNK", 7)
+    rng = np.random.default_rng(18)
+    hf = HashFunctions(family, 3, 5, 24, np.random.default_rng(19), bin_size=4)
+    X = np.maximum(rng.standard_normal((30, 24)), 0).astype(np.float32)
+    d, _, _, cost = hf.digits(dense=X)
+    codes, cost2 = hf.hash_codes(dense=X)
+    np.testing.assert_array_equal(codes, hf.codes(d))
+    assert cost == cost2
+    mask, csr = random_csr(X, rng)
+    d, _, _, cost = hf.digits(csr=csr)
+    codes, cost2 = hf.hash_codes(csr=csr)
+    np.testing.assert_array_equal(codes, hf.codes(d))
+    assert cost == cost2
+    assert d.dtype == hf.digit_dtype == np.uint8
+
+
+def test_srp_blas_projection_matches_the_scalar_kernel():
+    """Digits from one BLAS product equal the scalar kernel's except within rounding of 0."""
+    rng = np.random.default_rng(20)
+    hf = HashFunctions("srp", 6, 50, 128, np.random.default_rng(21))
+    X = np.maximum(rng.standard_normal((64, 128)), 0).astype(np.float32)
+    d, a, m, _ = hf.digits(dense=X)
+    shape = (64, hf.n_fn)
+    d0, a0, m0 = np.empty(shape, np.int64), np.empty(shape, np.int64), np.empty(shape)
+    K.srp_dense(X, hf.P, d0, a0, m0)
+    near = m0 < NEAR_TIE * 10
+    np.testing.assert_array_equal(d[~near], d0[~near])
+    np.testing.assert_allclose(m, m0, rtol=1e-4, atol=1e-4)
+
 # -- 4. exact hashing cost counts ---------------------------------------------------------------
 B, N_IN_C, N_OUT_C, K_C, L_C = 4, 30, 40, 3, 5
 F_C = K_C * L_C
@@ -547,21 +583,30 @@ def test_hash_cost_of_sparse_forward(family, transform, pool):
 
 
 # -- 5. hash tables --------------------------------------------------------------------------------
-def ref_buckets(tables: HashTables):
-    """``{(t, code): nodes by falling priority, cut to capacity}`` from codes and prio."""
+# FIFO tables store no priorities (a node's place in its bucket is its priority), so the
+# documented rule is replayed by ``RefTables`` (the original implementation, which keeps
+# explicit insertion times and random keys) from a generator in the same state.
+def twin_tables(L: int, n: int, capacity, replacement: str, seed: int):
+    return (HashTables(L, n, capacity, replacement, np.random.default_rng(seed)),
+            RefTables(L, n, capacity, replacement, np.random.default_rng(seed)))
+
+
+def ref_buckets(tables: HashTables, prio: np.ndarray):
+    """``{(t, code): nodes by falling priority, cut to capacity}`` from codes and ``prio``."""
     out = {}
+    codes = tables.codes
     for t in range(tables.L):
         for node in range(tables.n):
-            if tables.codes[t, node] >= 0:
-                out.setdefault((t, int(tables.codes[t, node])), []).append(node)
+            if codes[t, node] >= 0:
+                out.setdefault((t, int(codes[t, node])), []).append(node)
     for key, nodes in out.items():
-        nodes.sort(key=lambda n: -tables.prio[key[0], n])
+        nodes.sort(key=lambda n: -prio[key[0], n])
         out[key] = nodes[:tables.capacity] if tables.capacity is not None else nodes
     return out
 
 
-def assert_tables_consistent(tables: HashTables) -> dict:
-    ref = ref_buckets(tables)
+def assert_tables_consistent(tables: HashTables, prio: np.ndarray) -> dict:
+    ref = ref_buckets(tables, prio)
     member = np.zeros((tables.L, tables.n), dtype=bool)
     for (t, code), nodes in ref.items():
         assert tables.bucket(t, code).tolist() == nodes, (t, code)
@@ -579,9 +624,11 @@ def small_codes(n: int, L: int, n_codes: int, rng) -> np.ndarray:
 @pytest.mark.parametrize("replacement", ["fifo", "reservoir"])
 def test_unlimited_tables_hold_every_node_in_every_table(replacement):
     rng = np.random.default_rng(30)
-    tables = HashTables(4, 50, None, replacement, np.random.default_rng(31))
-    assert tables.set_codes(np.arange(50), small_codes(50, 4, 8, rng)) == 200
-    assert_tables_consistent(tables)
+    tables, shadow = twin_tables(4, 50, None, replacement, 31)
+    codes = small_codes(50, 4, 8, rng)
+    assert tables.set_codes(np.arange(50), codes) == 200
+    shadow.set_codes(np.arange(50), codes)
+    assert_tables_consistent(tables, shadow.prio)
     assert np.all(tables.membership().sum(axis=0) == 4)
     for t in range(4):  # the buckets of a table partition the nodes
         seen = np.concatenate([tables.bucket(t, c) for c in range(8)])
@@ -592,10 +639,11 @@ def test_unlimited_tables_hold_every_node_in_every_table(replacement):
 def test_capacity_keeps_min_of_count_and_capacity(replacement):
     rng = np.random.default_rng(32)
     cap, n, L = 4, 60, 3
-    tables = HashTables(L, n, cap, replacement, np.random.default_rng(33))
+    tables, shadow = twin_tables(L, n, cap, replacement, 33)
     codes = small_codes(n, L, 10, rng)
     tables.set_codes(np.arange(n), codes)
-    ref = assert_tables_consistent(tables)
+    shadow.set_codes(np.arange(n), codes)
+    ref = assert_tables_consistent(tables, shadow.prio)
     for t in range(L):
         for c in range(10):
             count = int(np.sum(codes[:, t] == c))
@@ -603,35 +651,48 @@ def test_capacity_keeps_min_of_count_and_capacity(replacement):
             assert got.size == min(count, cap)
             assert np.all(codes[got, t] == c)
             assert ref.get((t, c), []) == got.tolist()
+            assert tables.ranked(t, c).size == count  # evicted nodes stay ranked
     assert (tables.membership().sum(axis=0) < L).any()  # some nodes were evicted
 
 
 def test_fifo_keeps_the_newest_and_only_changed_codes_are_reinserted():
     rng = np.random.default_rng(34)
     cap, n, L = 5, 40, 2
-    tables = HashTables(L, n, cap, "fifo", np.random.default_rng(35))
+    tables, shadow = twin_tables(L, n, cap, "fifo", 35)
+    assert tables.keys is None  # fifo stores no priorities
     codes = small_codes(n, L, 3, rng)  # codes 0..2: every bucket overflows
     tables.set_codes(np.arange(n), codes)
+    shadow.set_codes(np.arange(n), codes)
     for t in range(L):  # one insertion time per node, in a random order, not by node number
-        assert np.unique(tables.prio[t]).size == n
-        assert not np.all(np.diff(tables.prio[t]) > 0)
+        assert np.unique(shadow.prio[t]).size == n
+        assert not np.all(np.diff(shadow.prio[t]) > 0)
+        ranked = [tables.ranked(t, c) for c in range(3)]
+        assert any(np.any(np.diff(r) > 0) and np.any(np.diff(r) < 0) for r in ranked)
     # move 7 nodes to code 3 in table 0, then 3 more
     first, second = np.arange(0, 7), np.arange(7, 10)
     for rows in (first, second):
         new = codes[rows].copy()
         new[:, 0] = 3
         assert tables.set_codes(rows, new) == rows.size  # table 1 unchanged: not reinserted
+        shadow.set_codes(rows, new)
         codes[rows] = new
-        assert_tables_consistent(tables)
+        assert_tables_consistent(tables, shadow.prio)
     kept = set(tables.bucket(0, 3).tolist())
     assert set(second) <= kept and len(kept) == cap  # all 3 newest plus 2 of the first 7
+    assert set(tables.ranked(0, 3)[:3].tolist()) == set(second)  # ahead of the first 7
     # re-setting a node with its own codes does not refresh it
-    prio = tables.prio.copy()
+    before = tables.state
     assert tables.set_codes(first, codes[first]) == 0
-    np.testing.assert_array_equal(tables.prio, prio)
+    shadow.set_codes(first, codes[first])
+    np.testing.assert_array_equal(tables.state.order, before.order)
+    np.testing.assert_array_equal(tables.state.index, before.index)
     assert set(tables.bucket(0, 3).tolist()) == kept
+    assert_tables_consistent(tables, shadow.prio)
     # insertion times: the re-inserted entries are newer than everything else in the table
-    assert tables.prio[0, :10].min() > tables.prio[0, 10:].max()
+    assert shadow.prio[0, :10].min() > shadow.prio[0, 10:].max()
+    for c in range(3):  # so table 0's other buckets kept their order
+        assert tables.ranked(0, c).tolist() == sorted(
+            np.flatnonzero(codes[:, 0] == c), key=lambda v: -shadow.prio[0, v])
 
 
 def test_reservoir_keeps_a_uniform_subset():

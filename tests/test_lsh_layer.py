@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ import reference as ref
 from test_layers import TOL, check_csr, csr_from_mask, nodes_of
 from lshprof import MLP, ActiveSet, ConfigError, make_layer, train
 from lshprof import kernels as K
-from lshprof.lsh import FAMILIES, POLICIES, TRANSFORMS
+from lshprof.lsh import FAMILIES, POLICIES, TRANSFORMS, HashFunctions
 
 CONFIGS = [dict(family=f, transform=t) for f in FAMILIES for t in TRANSFORMS]
 
@@ -185,14 +186,29 @@ def test_tables_match_current_weights_after_rehash(cfg, rehash_rows):
     from lshprof.lsh import HashCost
     idx, V, full = layer._row_vectors(np.arange(layer.n_out), HashCost())
     assert not full
-    fresh = layer.hashes.codes(layer.hashes.digits(np.ascontiguousarray(V))[0])
-    np.testing.assert_array_equal(layer.tables.codes, fresh.T)
+    digits, _, margins, _ = layer.hashes.digits(np.ascontiguousarray(V))
+    fresh = layer.hashes.codes(digits)
+    stored = layer.tables.codes.T
+    if layer.params["family"] == "srp":
+        # srp projections come from BLAS products of row blocks, whose float32 rounding
+        # may depend on the block: a projection within rounding of 0 may take either sign
+        K_, L = layer.params["K"], layer.params["L"]
+        near = (margins.reshape(-1, L, K_) < 1e-5).any(axis=2)
+        assert near.mean() < 0.01
+        stored, fresh = stored[~near], fresh[~near]
+    np.testing.assert_array_equal(stored, fresh)
     # unlimited buckets: every node is in exactly L buckets
     np.testing.assert_array_equal(layer.tables.membership().sum(axis=0), layer.params["L"])
 
 
 def test_capacity_limits_buckets_and_fifo_keeps_the_newest():
     layer = _lsh(8, 200, fraction=0.1, K=1, L=2, capacity=5, seed=0)
+    # replay the layer's hash generator: it draws the hash functions, then the order in
+    # which the first build inserts the rows (FIFO tables keep no insertion times)
+    rng = copy.deepcopy(layer._hash_rng)
+    HashFunctions("srp", 1, 2, layer.hash_dim, rng, dtype=layer.dtype)
+    inserted_at = np.empty(200, dtype=np.int64)
+    inserted_at[rng.permutation(200)] = np.arange(200)
     layer.forward(_x("dense", 2, 8, "float32"), train=False)
     t = layer.tables
     member = t.membership()
@@ -202,8 +218,9 @@ def test_capacity_limits_buckets_and_fifo_keeps_the_newest():
             b = t.bucket(tab, code)
             assert b.size == 5
             holders = np.flatnonzero(t.codes[tab] == code)
-            newest = holders[np.argsort(-t.prio[tab, holders])][:5]
-            assert sorted(b.tolist()) == sorted(newest.tolist())
+            newest = holders[np.argsort(-inserted_at[holders])]
+            assert b.tolist() == newest[:5].tolist()  # newest first
+            assert t.ranked(tab, code).tolist() == newest.tolist()
 
 
 # -- schedules -------------------------------------------------------------------------------------

@@ -26,12 +26,28 @@ from ._hash import (
     pool_csr,
     pool_dense,
     probe_codes,
+    sign_codes,
+    sign_digits,
     srp_csr,
     srp_dense,
     wta_csr,
     wta_dense,
 )
-from ._tables import HISTOGRAM, MULTIPROBE, UNION, query_tables, selection_quality
+from ._tables import (
+    HISTOGRAM,
+    MULTIPROBE,
+    UNION,
+    changed_counts,
+    new_scratch,
+    pack_rows,
+    query_tables,
+    query_tables_par,
+    score_dtype,
+    selection_quality,
+    transpose_codes,
+    update_tables,
+    update_tables_par,
+)
 from ._optim import (
     adagrad_momentum_rows,
     adagrad_momentum_rows_par,
@@ -42,15 +58,25 @@ from ._optim import (
 )
 
 
-def parallel() -> bool:
-    """Whether this thread runs kernels on more than one numba thread (the ``*_par`` forms)."""
-    return numba.get_num_threads() > 1
+#: least work (element operations) worth a parallel region: below it, starting the
+#: threads costs more than they save, and on a busy machine threads that wait for work
+#: spin against BLAS's own (measured: batch-8 training 25x slower at 2 threads without it)
+PAR_MIN_WORK = 1 << 22
 
 
-def run(serial, par, *args):
-    """``serial(*args)`` at one numba thread, else ``par(*args, threads)``."""
+def parallel(work: int | None = None) -> bool:
+    """Whether to run the ``*_par`` form: more than one numba thread in this thread, and
+    ``work`` (element operations, None: unknown) worth a parallel region."""
+    return numba.get_num_threads() > 1 and (work is None or work >= PAR_MIN_WORK)
+
+
+def run(serial, par, *args, work: int | None = None):
+    """``serial(*args)`` at one numba thread or for little ``work``, else
+    ``par(*args, threads)``."""
     n = numba.get_num_threads()
-    return serial(*args) if n == 1 else par(*args, n)
+    if n == 1 or (work is not None and work < PAR_MIN_WORK):
+        return serial(*args)
+    return par(*args, n)
 
 
 __all__ = [
@@ -83,6 +109,8 @@ __all__ = [
     "adam_rows",
     "adam_rows_par",
     "srp_dense",
+    "sign_digits",
+    "sign_codes",
     "srp_csr",
     "pm1_dense",
     "pm1_csr",
@@ -93,6 +121,14 @@ __all__ = [
     "pack_codes",
     "probe_codes",
     "query_tables",
+    "query_tables_par",
+    "new_scratch",
+    "pack_rows",
+    "score_dtype",
+    "changed_counts",
+    "transpose_codes",
+    "update_tables",
+    "update_tables_par",
     "selection_quality",
     "UNION",
     "HISTOGRAM",

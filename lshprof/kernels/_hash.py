@@ -26,7 +26,8 @@ from .._config import NJIT_SERIAL
 # -- signed random projections (SimHash) ---------------------------------------------------
 @nb.njit(**NJIT_SERIAL)
 def srp_dense(X, P, digits, alts, margins):
-    """Dense Gaussian projections ``P[f, :]``: bit = ``P[f] . x >= 0``."""
+    """Dense Gaussian projections ``P[f, :]``: bit = ``P[f] . x >= 0`` (a scalar loop;
+    ``lshprof.lsh`` uses one BLAS product and :func:`sign_digits` instead)."""
     nf, d = P.shape
     for v in range(X.shape[0]):
         for f in range(nf):
@@ -37,6 +38,32 @@ def srp_dense(X, P, digits, alts, margins):
             digits[v, f] = bit
             alts[v, f] = 1 - bit
             margins[v, f] = abs(acc)
+
+
+@nb.njit(**NJIT_SERIAL)
+def sign_digits(proj, digits, alts, margins):
+    """Digits of precomputed projections ``proj[v, f]`` (e.g. one BLAS product
+    ``X @ P.T``): bit = ``proj >= 0``, the flipped bit, ``|proj|``."""
+    for v in range(proj.shape[0]):
+        for f in range(proj.shape[1]):
+            a = proj[v, f]
+            bit = 1 if a >= 0 else 0
+            digits[v, f] = bit
+            alts[v, f] = 1 - bit
+            margins[v, f] = abs(a)
+
+
+@nb.njit(**NJIT_SERIAL)
+def sign_codes(proj, K, codes):
+    """Codes straight from projections: ``codes[v, t]`` has bit ``i`` set when
+    ``proj[v, t*K + i] >= 0`` (what :func:`sign_digits` then :func:`pack_codes` give)."""
+    for v in range(proj.shape[0]):
+        for t in range(codes.shape[1]):
+            c = np.int64(0)
+            for i in range(K):
+                if proj[v, t * K + i] >= 0:
+                    c |= np.int64(1) << i
+            codes[v, t] = c
 
 
 @nb.njit(**NJIT_SERIAL)
@@ -111,54 +138,80 @@ def _mix(f, attempt, salt):
     return h
 
 
+#: below every key of a value that counts (a float's key is never this small)
+_NO_KEY = np.iinfo(np.int64).min
+
+
 @nb.njit(**NJIT_SERIAL)
-def _wta_one(x, present, perm, densify, salt, max_attempts, drow, arow, mrow):
+def _wta_keys(x, present, densify, keys):
+    """``keys[j]``: an int64 that orders like ``float(x[j])`` (its IEEE bits, the
+    magnitude bits flipped for negatives; +0 and -0 both 0), or ``_NO_KEY`` where the
+    coordinate does not count (densified: absent or zero)."""
+    bits = keys.view(np.float64)  # the same memory, read as doubles
+    for j in range(x.shape[0]):
+        bits[j] = np.float64(x[j])
+    for j in range(x.shape[0]):
+        v = bits[j]
+        k = keys[j]
+        k ^= (k >> 63) & np.int64(0x7FFFFFFFFFFFFFFF)
+        if v == 0:
+            k = np.int64(0)
+        if densify and not (present[j] and v != 0):
+            k = _NO_KEY
+        keys[j] = k
+
+
+@nb.njit(**NJIT_SERIAL)
+def _wta_one(x, present, perm, densify, salt, max_attempts, drow, arow, mrow, empty, keys):
     """Winner-take-all digits of one vector ``x`` (dense, with ``present`` flags).
 
     Function ``f`` looks at coordinates ``perm[f, :]``; its digit is the position of
     the largest value (the first on ties). Without densification every coordinate
     counts (absent ones as 0). With densification only present, nonzero coordinates
     count; a bin with none borrows the digit of another bin chosen by a seeded
-    probe sequence. Returns the number of comparisons made.
+    probe sequence. Returns the number of comparisons made: a running best and
+    runner-up, one comparison with the best for every counted value after the first,
+    and one with the runner-up when the value does not beat the best and a runner-up
+    exists. ``empty`` (``len(perm)`` bools) and ``keys`` (``len(x)`` int64) are scratch.
+
+    The scan compares integer keys that order like the values (:func:`_wta_keys`) with
+    selects, not jumps: a value that does not count has a key below every other, so it
+    never beats a best or runner-up, and the comparisons are counted from the same
+    conditions.
     """
     nf, m = perm.shape
     compares = 0
-    empty = np.zeros(nf, dtype=np.bool_)
+    _wta_keys(x, present, densify, keys)
     for f in range(nf):
         best = -1
         second = -1
-        bv = 0.0
-        sv = 0.0
+        bk = _NO_KEY
+        sk = _NO_KEY
+        seen = 0
         for p in range(m):
-            j = perm[f, p]
-            if densify and not (present[j] and x[j] != 0):
-                continue
-            val = x[j]
-            if best < 0:
-                best = p
-                bv = val
-            else:
-                compares += 1
-                if val > bv:
-                    second = best
-                    sv = bv
-                    best = p
-                    bv = val
-                else:
-                    if second >= 0:
-                        compares += 1
-                    if second < 0 or val > sv:
-                        second = p
-                        sv = val
+            k = keys[perm[f, p]]
+            ok = k != _NO_KEY
+            beats = k > bk
+            runner = (not beats) & (k > sk)
+            later = ok & (seen > 0)
+            compares += later + (later & (not beats) & (second >= 0))
+            seen += ok
+            second = best if beats else (p if runner else second)
+            sk = bk if beats else (k if runner else sk)
+            best = p if beats else best
+            bk = k if beats else bk
+        empty[f] = best < 0
         if best < 0:
-            empty[f] = True
             drow[f] = 0
             arow[f] = 0
             mrow[f] = np.inf
         else:
             drow[f] = best
             arow[f] = second if second >= 0 else best
-            mrow[f] = bv - sv if second >= 0 else np.inf
+            if second >= 0:
+                mrow[f] = np.float64(x[perm[f, best]]) - np.float64(x[perm[f, second]])
+            else:
+                mrow[f] = np.inf
     if densify:
         for f in range(nf):
             if not empty[f]:
@@ -177,10 +230,12 @@ def _wta_one(x, present, perm, densify, salt, max_attempts, drow, arow, mrow):
 def wta_dense(X, perm, densify, salt, max_attempts, digits, alts, margins):
     """Winner-take-all (or densified WTA) digits of dense rows; returns comparisons."""
     present = np.ones(X.shape[1], dtype=np.bool_)
+    empty = np.zeros(perm.shape[0], dtype=np.bool_)
+    keys = np.empty(X.shape[1], dtype=np.int64)
     total = 0
     for v in range(X.shape[0]):
         total += _wta_one(X[v], present, perm, densify, salt, max_attempts,
-                          digits[v], alts[v], margins[v])
+                          digits[v], alts[v], margins[v], empty, keys)
     return total
 
 
@@ -190,6 +245,8 @@ def wta_csr(indptr, indices, values, n_dim, perm, densify, salt, max_attempts,
     """``wta_dense`` over CSR rows (absent entries are 0, and not present)."""
     x = np.zeros(n_dim, dtype=np.float64)
     present = np.zeros(n_dim, dtype=np.bool_)
+    empty = np.zeros(perm.shape[0], dtype=np.bool_)
+    keys = np.empty(n_dim, dtype=np.int64)
     total = 0
     for v in range(indptr.shape[0] - 1):
         a, b = indptr[v], indptr[v + 1]
@@ -197,7 +254,7 @@ def wta_csr(indptr, indices, values, n_dim, perm, densify, salt, max_attempts,
             x[indices[e]] = values[e]
             present[indices[e]] = True
         total += _wta_one(x, present, perm, densify, salt, max_attempts,
-                          digits[v], alts[v], margins[v])
+                          digits[v], alts[v], margins[v], empty, keys)
         for e in range(a, b):
             x[indices[e]] = 0.0
             present[indices[e]] = False
