@@ -7,8 +7,16 @@ The public API is what ``__all__`` lists. Names are imported on first use, so
 from __future__ import annotations
 
 import importlib
+import os
 
 __version__ = "0.1.0"
+
+# OpenBLAS's idle worker threads spin for a while after each product before they sleep.
+# Between two products numba's threads then fight them for the cores: on a 2-core machine
+# a kernel at 2 threads ran up to 10x slower than at 1 (``lshprof bench --suite speed``).
+# The shortest spin (2**4 cycles) removes the fight. OpenBLAS reads this when it loads,
+# so it applies when lshprof is imported before numpy; a value already set is kept.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 _LAZY = {
     "ActiveSet": "lshprof.active",

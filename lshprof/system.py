@@ -29,7 +29,8 @@ __all__ = ["PACKAGES", "THREAD_ENV_VARS", "machine_info", "thread_info", "git_co
 PACKAGES = ("lshprof", "numpy", "numba", "threadpoolctl", "psutil", "pandas", "pyRAPL")
 
 #: Environment variables that set thread-pool sizes.
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                   "NUMBA_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT")
 
 #: The folder holding the ``lshprof`` package (a checkout's root in an editable install).
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent

@@ -193,3 +193,18 @@ def test_layer_same_at_one_and_two_threads(method, params):
     np.testing.assert_allclose(w1, w2, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(b1, b2, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(x1, x2, rtol=1e-5, atol=1e-6)
+
+
+def test_importing_lshprof_shortens_openblas_spinning_unless_set(tmp_path):
+    """OpenBLAS's idle threads must not spin against numba's (see lshprof/__init__.py)."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import lshprof, os; print(os.environ['OPENBLAS_THREAD_TIMEOUT'])"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "4"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**env, "OPENBLAS_THREAD_TIMEOUT": "10"})
+    assert out.stdout.strip() == "10"
