@@ -425,6 +425,8 @@ class HogwildTrainer:
     def _work(self, w, part, X, y, sparse_out, clock, stop, done, on_batch, n_total, every):
         import numba
 
+        from .mlp import train_step
+
         numba.set_num_threads(1)  # per thread: this worker's kernels run serially
         net, opt, bs = self.nets[w], self.opts[w], self.batch_size
         loss_sum, correct, seen = 0.0, 0, 0
@@ -434,15 +436,7 @@ class HogwildTrainer:
                 if stop.is_set():
                     break
                 idx = part[s:s + bs]
-                yb = y[idx]
-                logits = net.forward(X[idx], train=True, labels=yb if sparse_out else None)
-                loss, grad, ok = net.loss(logits, yb)
-                net.backward(grad)
-                clock.push("update")
-                opt.step()
-                clock.pop()
-                for layer in net.layers:
-                    layer.after_step()
+                loss, ok = train_step(net, opt, clock, X[idx], y[idx], sparse_out)
                 loss_sum += loss * idx.size
                 correct += ok
                 seen += idx.size

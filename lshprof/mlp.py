@@ -233,6 +233,21 @@ class EpochStats:
 
 
 
+def train_step(model: MLP, opt, clock, Xb: np.ndarray, yb: np.ndarray, sparse_out: bool):
+    """One mini-batch: forward (the true classes kept active in a sparse output layer),
+    loss, backward, the optimizer step and each layer's re-hash hook. Returns the
+    batch's mean loss and its number of correct predictions."""
+    logits = model.forward(Xb, train=True, labels=yb if sparse_out else None)
+    loss, grad, ok = model.loss(logits, yb)
+    model.backward(grad)
+    clock.push("update")
+    opt.step()
+    clock.pop()
+    for layer in model.layers:
+        layer.after_step()
+    return loss, ok
+
+
 def _check_data(model: MLP, X, y, name: str):
     if not isinstance(X, np.ndarray) or X.dtype.kind != "f":
         raise InputTypeError(f"{name}: X must be a float numpy array")
@@ -355,16 +370,7 @@ def train(model: MLP, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_si
                 correct = 0
                 for s in range(0, X.shape[0], batch_size):
                     idx = order[s:s + batch_size]
-                    yb = y[idx]
-                    logits = model.forward(X[idx], train=True,
-                                           labels=yb if sparse_out else None)
-                    loss, grad, ok = model.loss(logits, yb)
-                    model.backward(grad)
-                    clock.push("update")
-                    opt.step()
-                    clock.pop()
-                    for layer in model.layers:
-                        layer.after_step()
+                    loss, ok = train_step(model, opt, clock, X[idx], y[idx], sparse_out)
                     loss_sum += loss * idx.size
                     correct += ok
                     if on_batch is not None and ((s // batch_size + 1) % report_every == 0
