@@ -243,8 +243,20 @@ import json, resource, sys
 import numpy as np
 from lshprof.layers import make_layer
 from lshprof.optim import make_optimizer
+
+def peak_kib():
+    # VmHWM starts afresh at exec; ru_maxrss would carry the parent's peak across fork+exec
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
 method, n_in, n_out, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak_kib()
 layer = make_layer(method, n_in, n_out, seed=0, **({"fraction": 0.05} if method == "lsh" else {}))
 opt = make_optimizer("adam", [layer], lr=1e-4)
 x = np.maximum(np.random.default_rng(1).standard_normal((batch, n_in), dtype=np.float32), 0)
@@ -253,7 +265,7 @@ layer.backward(out.with_values(np.full(out.nnz, 1e-3, dtype=np.float32)))
 opt.step(); layer.after_step()
 parts = layer.memory_bytes()
 parts["optimizer_state"] = int(sum(a.nbytes for st in opt._state for t in st for a in t))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = peak_kib()
 extra = {}
 if method == "lsh":
     extra = {"bytes_per_node_per_table": layer.tables.nbytes / (layer.n_out * layer.params["L"]),
@@ -389,7 +401,8 @@ def report(res: dict, out=None) -> int:
         for name, v in (("dense", d), ("lsh", l_)):
             parts = ", ".join(f"{k} {b / 2**20:.1f}" for k, b in v["parts"].items())
             w(f"  {name:<6} {sum(v['parts'].values()) / 2**20:8.1f} MiB ({parts})  peak RSS "
-              f"{v['peak_rss_kib'] / 1024:.0f} MiB\n")
+              f"{v['peak_rss_kib'] / 1024:.0f} MiB ({v['import_rss_kib'] / 1024:.0f} MiB "
+              f"after imports)\n")
         w(f"  table bytes per node per table: {l_['bytes_per_node_per_table']:.2f} "
           f"(L = {l_['L']})\n")
         w(f"  lsh / dense: {lb / db:.2f}x  goal <= {MEMORY_GOAL:g}x {_pf(ok)}\n")
