@@ -467,7 +467,8 @@ class Layer:
         ``sum a_b k_b``."""
         z = np.empty(pattern.nnz, dtype=self.dtype)
         nd = nodes if nodes is not None else _Nodes.of(pattern)
-        par = K.parallel(pair_macs(x.counts, pattern.counts()))
+        S = pair_macs(x.counts, pattern.counts())
+        par = K.parallel(S)
         if x.sparse is not None:
             xs = x.sparse
             args = (xs.indptr, xs.indices, xs.values, self.W, self.b, nd.colptr, nd.ent,
@@ -482,7 +483,7 @@ class Layer:
                 K.forward_dense_par(*args, nd.chunks(_ROW_COST), z)
             else:
                 K.forward_dense(*args, z)
-        self.macs.add(phase, pair_macs(x.counts, pattern.counts()))
+        self.macs.add(phase, S)
         if touched is None:
             touched = self._weights_touched(x, pattern, nd)
         self.macs.add("bytes_moved", self.dtype.itemsize * (
