@@ -64,7 +64,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from .macs import MacCounter, MacCounts
-from .timing import NULL_CLOCK, TIME_PHASES, PhaseClock
+from .timing import NULL_CLOCK, TIME_PHASES, PhaseClock, attached
 
 __all__ = ["HogwildTrainer", "EpochWork", "layer_view", "optimizer_view", "merge_view",
            "jit_timer", "SHARED_ATTRS", "PRIVATE_RNGS"]
@@ -279,27 +279,9 @@ def jit_timer(clock, owners) -> Iterator[_JitTimer]:
     is summed apart (``timer.worker_ns``), never pushed onto the main thread's clock.
     (numba announces a compilation before it takes its compiler lock, so two threads'
     announcements can overlap.)"""
-    from numba.core import event
-
     timer = _JitTimer(clock)
-
-    class _Listener(event.Listener):
-        def on_start(self, ev):
-            timer.start()
-
-        def on_end(self, ev):
-            timer.end()
-
-    owners = list(owners)
-    old = [o.clock for o in owners]
-    for o in owners:
-        o.clock = clock
-    with event.install_listener("numba:compiler_lock", _Listener()):
-        try:
-            yield timer
-        finally:
-            for o, c in zip(owners, old):
-                o.clock = c
+    with attached(clock, owners, jit=timer):
+        yield timer
 
 
 # -- the trainer -----------------------------------------------------------------------------------

@@ -122,18 +122,24 @@ NULL_CLOCK = _NullClock()
 
 
 @contextlib.contextmanager
-def attached(clock: PhaseClock, owners) -> Iterator[PhaseClock]:
+def attached(clock: PhaseClock, owners, *, jit=None) -> Iterator[PhaseClock]:
     """Give ``clock`` to every object in ``owners`` (layers, optimizer: anything with a
     ``clock`` attribute) and charge numba compilation to ``jit`` while the block runs;
-    restore the previous clocks afterwards."""
+    restore the previous clocks afterwards. ``jit``: an object whose ``start()`` and
+    ``end()`` are called around each compilation instead (Hogwild's thread-safe timer)."""
     from numba.core import event
+
+    if jit is None:
+        start, end = (lambda: clock.push("jit")), clock.pop
+    else:
+        start, end = jit.start, jit.end
 
     class _JitListener(event.Listener):
         def on_start(self, ev):
-            clock.push("jit")
+            start()
 
         def on_end(self, ev):
-            clock.pop()
+            end()
 
     owners = list(owners)
     old = [o.clock for o in owners]
