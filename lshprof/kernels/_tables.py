@@ -269,6 +269,14 @@ def _update_table(rows, perm, codes_t, clear, fifo, old_codes, was_in, old_order
 
 
 @nb.njit(**NJIT_SERIAL)
+def _update_scratch(n, m, n_buckets):
+    """Scratch space of :func:`_update_table` for one thread: ``(mark, C, Cc, A, Ac, astart)``."""
+    return (np.zeros(n, dtype=np.bool_), np.empty(m, dtype=np.int64),
+            np.empty(m, dtype=np.int64), np.empty(m, dtype=np.int64),
+            np.empty(m, dtype=np.int64), np.empty(n_buckets + 1, dtype=np.int64))
+
+
+@nb.njit(**NJIT_SERIAL)
 def update_tables(rows, perm, codes_t, clear, fifo, old_codes, was_in, old_order, old_count,
                   old_dense, old_index, keys, drawn, drawn_ptr, new_codes, new_order, new_dense,
                   new_index, n_buckets):
@@ -277,16 +285,8 @@ def update_tables(rows, perm, codes_t, clear, fifo, old_codes, was_in, old_order
     inserted in the order ``rows[perm]``); ``drawn[drawn_ptr[t]:drawn_ptr[t + 1]]``:
     table ``t``'s new reservoir keys."""
     L, n = new_codes.shape
-    m = rows.shape[0]
-    rows_p = np.empty(m, dtype=np.int64)
-    for i in range(m):
-        rows_p[i] = rows[perm[i]]
-    mark = np.zeros(n, dtype=np.bool_)
-    C = np.empty(m, dtype=np.int64)
-    Cc = np.empty(m, dtype=np.int64)
-    A = np.empty(m, dtype=np.int64)
-    Ac = np.empty(m, dtype=np.int64)
-    astart = np.empty(n_buckets + 1, dtype=np.int64)
+    rows_p = rows[perm].astype(np.int64)
+    mark, C, Cc, A, Ac, astart = _update_scratch(n, rows.shape[0], n_buckets)
     total = 0
     for t in range(L):
         total += _update_table(rows_p, perm, codes_t[t], clear, fifo, old_codes[t], was_in,
@@ -302,18 +302,10 @@ def update_tables_par(rows, perm, codes_t, clear, fifo, old_codes, was_in, old_o
                       new_dense, new_index, n_buckets):
     """:func:`update_tables` with the tables spread over the numba threads."""
     L, n = new_codes.shape
-    m = rows.shape[0]
-    rows_p = np.empty(m, dtype=np.int64)
-    for i in range(m):
-        rows_p[i] = rows[perm[i]]
+    rows_p = rows[perm].astype(np.int64)
     done = np.zeros(L, dtype=np.int64)
     for t in nb.prange(L):
-        mark = np.zeros(n, dtype=np.bool_)
-        C = np.empty(m, dtype=np.int64)
-        Cc = np.empty(m, dtype=np.int64)
-        A = np.empty(m, dtype=np.int64)
-        Ac = np.empty(m, dtype=np.int64)
-        astart = np.empty(n_buckets + 1, dtype=np.int64)
+        mark, C, Cc, A, Ac, astart = _update_scratch(n, rows.shape[0], n_buckets)
         done[t] = _update_table(rows_p, perm, codes_t[t], clear, fifo, old_codes[t], was_in,
                                 old_order[t], old_count, old_dense, old_index[t], keys[t],
                                 drawn[drawn_ptr[t]:drawn_ptr[t + 1]], new_codes[t],
