@@ -208,3 +208,50 @@ def test_importing_lshprof_shortens_openblas_spinning_unless_set(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**env, "OPENBLAS_THREAD_TIMEOUT": "10"})
     assert out.stdout.strip() == "10"
+
+
+#: packed single-precision arithmetic: what a vectorised float32 loop compiles to (SSE,
+#: AVX and AVX-512 spell these the same, the AVX forms with a leading v)
+_PACKED = r"\bv?(?:add|sub|mul|div|max|min|sqrt|and|andn|blendv|cmp\w*|f[n]?m(?:add|sub)\d*)ps\b"
+
+_VECTOR_PROBE = """
+import importlib.util, json, re, sys
+spec = importlib.util.spec_from_file_location("kf", sys.argv[1])
+kf = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(kf)
+K = kf.K
+for sparse_in in (False, True):  # compile every pair on float32 arguments
+    kf.test_parallel_forward_backward_match_serial(sparse_in, 2)
+kf.test_fused_passes_match_numpy("relu")
+for name in ("sgd", "adagrad", "adam"):
+    kf.test_parallel_optimizer_rows_match_serial(name)
+packed = re.compile(sys.argv[2])
+count = lambda f: sum(len(packed.findall(a)) for a in f.inspect_asm().values())
+print(json.dumps({s: [count(getattr(K, s)), count(getattr(K, s + "_par"))] for s in sys.argv[3:]}))
+"""
+
+
+def test_parallel_forms_are_vectorised_like_the_serial_forms(tmp_path):
+    """Machine code, not time: each parallel form's loops compile to packed float
+    instructions as its serial form's do. A flat loop from ``lo`` to ``hi`` inside a
+    parallel region once compiled to scalar code, 4x slower per thread, so 2 threads ran
+    slower than 1 (see ``kernels/_dense.py``). In a fresh process with an empty numba
+    cache, because code loaded from the cache cannot be inspected."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    names = ["act", "act_grad", "bias_act", "adam_rows", "sgd_momentum_rows",
+             "adagrad_momentum_rows", "forward_dense", "forward_sparse", "backward_dense",
+             "backward_sparse"]
+    out = subprocess.run([sys.executable, "-c", _VECTOR_PROBE, __file__, _PACKED, *names],
+                         capture_output=True, text=True,
+                         env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    counts = json.loads(out.stdout.splitlines()[-1])
+    for name, (serial, par) in counts.items():
+        # the parallel form holds the serial loop body (and sometimes a reduction more)
+        assert par >= serial / 2 and (par > 0 or serial == 0), (name, serial, par)
+    # the simple element-wise and optimizer passes vectorise at all
+    assert all(counts[n][0] > 0 for n in names[:6]), counts
