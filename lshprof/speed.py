@@ -290,7 +290,8 @@ def memory(n_in: int, n_out: int, batch: int) -> dict:
 
 # -- threads ----------------------------------------------------------------------------------
 def thread_kernels(seed: int, repeats: int) -> list[dict]:
-    """Each kernel at 1 and at 2 threads, alternating, on the wide and hidden shapes."""
+    """Each kernel at 1 and at 2 threads, alternating, on the wide and hidden shapes; the
+    fastest of ``repeats`` at each count."""
     from ._threads import limit_threads
 
     rows = []
@@ -334,9 +335,13 @@ def thread_kernels(seed: int, repeats: int) -> list[dict]:
                             r = fn()
                             dt = _now() - t0
                         times[t].append(r if isinstance(r, float) else dt)
-                a, b = _median(times[1]), _median(times[2])
+                # judged on the fastest repeat: other work on the machine only adds time,
+                # and a kernel below the parallel threshold runs the same serial code at
+                # both counts, where medians of a few repeats differed by 30% in either way
+                a, b = min(times[1]), min(times[2])
                 rows.append({"kernel": f"{c.name} {method} {name}", "t1_s": a, "t2_s": b,
-                             "ratio": a / b})
+                             "ratio": a / b,
+                             "median_ratio": _median(times[1]) / _median(times[2])})
     return rows
 
 
@@ -407,13 +412,13 @@ def report(res: dict, out=None) -> int:
           f"(L = {l_['L']})\n")
         w(f"  lsh / dense: {lb / db:.2f}x  goal <= {MEMORY_GOAL:g}x {_pf(ok)}\n")
     if res.get("threads"):
-        w(f"\nThreads: each kernel at 1 and 2 threads (goal: 2 threads not slower, within "
-          f"{THREAD_SLACK - 1:.0%} for timer noise)\n")
+        w(f"\nThreads: each kernel at 1 and 2 threads, fastest of alternating repeats (goal: 2 "
+          f"threads not slower, within {THREAD_SLACK - 1:.0%} for timer noise)\n")
         for r in res["threads"]:
             ok = r["t2_s"] <= r["t1_s"] * THREAD_SLACK
             missed += not ok
             w(f"  {r['kernel']:<26} 1t {_ms(r['t1_s'])}  2t {_ms(r['t2_s'])}  "
-              f"speedup {r['ratio']:.2f}x  {_pf(ok)}\n")
+              f"speedup {r['ratio']:.2f}x (medians {r['median_ratio']:.2f}x)  {_pf(ok)}\n")
     w(f"\n{'all goals met' if not missed else f'{missed} goal(s) missed'}\n")
     return missed
 
@@ -464,7 +469,7 @@ def run_speed(argv: list[str]) -> int:
         args.seed, args.repeats)
     res["memory"] = None if "memory" in args.skip else memory(128, 100_000, 128)
     res["threads"] = [] if "threads" in args.skip else thread_kernels(args.seed,
-                                                                      max(3, args.repeats // 2))
+                                                                      args.repeats)
     missed = report(res)
     if args.json:
         from ._io import write_json_atomic
