@@ -6,7 +6,7 @@ each separate numpy pass over it (add the bias, apply the activation, scale, cas
 costs a memory sweep; these kernels make one. Activations by code: :data:`ACT_CODES`.
 Each has a serial and a parallel (``*_par``, rows or blocks split across threads) form.
 
-The flat parallel forms hand each thread a slice and loop over it from 0: an index loop
+The flat parallel forms hand each thread a slice for the serial form: an index loop
 from ``lo`` to ``hi`` over the whole array inside a parallel region was not vectorised
 by numba 0.68 and ran 4x slower per thread than the serial form (12.8 M elements: 19 ms
 against 4.6 ms), so 2 threads were slower than 1 (``lshprof bench --suite speed``).
@@ -71,15 +71,10 @@ def bias_act_par(z, b, code, scale, out, parts):
 
 
 @nb.njit(**NJIT_SERIAL)
-def _act_flat(z, code, scale, out, lo, hi):
-    for i in range(lo, hi):
-        out[i] = _act(z[i], code) * scale
-
-
-@nb.njit(**NJIT_SERIAL)
 def act(z, code, scale, out):
     """``out = act(z) * scale`` over flat arrays."""
-    _act_flat(z, code, scale, out, 0, z.shape[0])
+    for i in range(z.shape[0]):
+        out[i] = _act(z[i], code) * scale
 
 
 @nb.njit(**NJIT_PARALLEL)
@@ -87,19 +82,14 @@ def act_par(z, code, scale, out, parts):
     n = z.shape[0]
     for p in nb.prange(parts):
         lo, hi = n * p // parts, n * (p + 1) // parts
-        _act_flat(z[lo:hi], code, scale, out[lo:hi], 0, hi - lo)  # slices: see the docstring
-
-
-@nb.njit(**NJIT_SERIAL)
-def _grad_flat(g, z, code, scale, out, lo, hi):
-    for i in range(lo, hi):
-        out[i] = g[i] * _dact(z[i], code) * scale
+        act(z[lo:hi], code, scale, out[lo:hi])  # a slice per thread: see the docstring
 
 
 @nb.njit(**NJIT_SERIAL)
 def act_grad(g, z, code, scale, out):
     """``out = g * act'(z) * scale`` over flat arrays."""
-    _grad_flat(g, z, code, scale, out, 0, z.shape[0])
+    for i in range(z.shape[0]):
+        out[i] = g[i] * _dact(z[i], code) * scale
 
 
 @nb.njit(**NJIT_PARALLEL)
@@ -107,4 +97,4 @@ def act_grad_par(g, z, code, scale, out, parts):
     n = z.shape[0]
     for p in nb.prange(parts):
         lo, hi = n * p // parts, n * (p + 1) // parts
-        _grad_flat(g[lo:hi], z[lo:hi], code, scale, out[lo:hi], 0, hi - lo)
+        act_grad(g[lo:hi], z[lo:hi], code, scale, out[lo:hi])
