@@ -30,7 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+from statistics import median
 import subprocess
 import sys
 import time
@@ -71,10 +71,6 @@ THREAD_SLACK = 1.05  # 2 threads may be at most this much slower than 1 (timer n
 
 def _now() -> float:
     return time.perf_counter()
-
-
-def _median(xs):
-    return statistics.median(xs)
 
 
 @dataclass
@@ -176,7 +172,7 @@ def run_case(c: Case, seed: int, repeats: int, budget_s: float) -> dict:
             t0 = _now()
             lsh.layer._choose(x, True)
             sel.append(_now() - t0)
-    d, s = _median(td), _median(tl)
+    d, s = median(td), median(tl)
     speed = d / s
     mac_ratio = dense_macs_step / lsh_macs
     phases = {k: v / lsh.steps for k, v in lsh.phase_s.items()}
@@ -185,7 +181,7 @@ def run_case(c: Case, seed: int, repeats: int, budget_s: float) -> dict:
             "n_out": c.n_out, "repeats": len(td), "dense_s": d, "lsh_s": s,
             "dense_macs": dense_macs_step, "lsh_macs": lsh_macs, "mac_ratio": mac_ratio,
             "speed_ratio": speed, "realized": speed / mac_ratio,
-            "select_s": _median(sel), "select_share": _median(sel) / s,
+            "select_s": median(sel), "select_share": median(sel) / s,
             "lsh_phases_s": phases, "dense_phases_s": dphases,
             "active_fraction": lsh.layer.active_seen / (lsh.layer.samples_seen * c.n_out),
             "goal": c.goal, "saving_goal": c.saving_goal}
@@ -231,7 +227,7 @@ def dense_vs_numpy(shapes, seed: int, repeats: int) -> list[dict]:
                 t2 = _now()
                 tl.append(t1 - t0)
                 tn.append(t2 - t1)
-            lay, npy = _median(tl), _median(tn)
+            lay, npy = median(tl), median(tn)
             rows.append({"shape": f"b{batch} {n_in}->{n_out}", "layer_s": lay, "numpy_s": npy,
                          "efficiency": npy / lay})
     return rows
@@ -341,7 +337,7 @@ def thread_kernels(seed: int, repeats: int) -> list[dict]:
                 a, b = min(times[1]), min(times[2])
                 rows.append({"kernel": f"{c.name} {method} {name}", "t1_s": a, "t2_s": b,
                              "ratio": a / b,
-                             "median_ratio": _median(times[1]) / _median(times[2])})
+                             "median_ratio": median(times[1]) / median(times[2])})
     return rows
 
 
