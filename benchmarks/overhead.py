@@ -14,9 +14,9 @@ import argparse
 import statistics
 
 from lshprof.data import gaussian_clusters
-from lshprof.energy import open_meter
-from lshprof.mlp import MLP, train
-from lshprof.timing import clock_overhead_ns
+from lshprof.measure.energy import open_meter
+from lshprof.nn.mlp import MLP, train
+from lshprof.measure.timing import clock_overhead_ns
 
 
 def main() -> None:

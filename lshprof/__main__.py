@@ -1,5 +1,5 @@
 """``python -m lshprof`` is the ``lshprof`` command."""
 
-from .cli import main
+from lshprof.cli.app import main
 
 raise SystemExit(main())

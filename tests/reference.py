@@ -340,7 +340,7 @@ def zero_macs() -> dict:
 
 def forward_macs(method: str, *, B: int, n_in: int, n_out: int, a, k, train: bool,
                  mode: str = "sample", fixed: str | None = None) -> dict:
-    """MACs of one forward pass (the table in ``lshprof.macs``).
+    """MACs of one forward pass (the table in ``lshprof.measure.macs``).
 
     ``a``: active inputs per sample (``n_in`` each for a dense input); ``k``: active
     outputs per sample; ``fixed``: None, ``"sparse"`` or ``"full"`` for ``active=``.

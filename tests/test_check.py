@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from lshprof import cli
-from lshprof.check import FORMAT, compare, load_profile
+from lshprof.cli import app as cli
+from lshprof.analysis.check import FORMAT, compare, load_profile
 
 EPOCHS = 6
 SETTINGS = {"data": {"dataset": "gaussian", "n_train": 100}, "network": {"hidden": [64]},
@@ -464,7 +464,7 @@ def test_incomplete_run_is_refused(ci_run, tmp_path, capsys):
 
 def test_doubling_a_kernel_fails_the_check(ci_run, tmp_path, monkeypatch, capsys, root):
     """A deliberate regression: the sparse forward kernel does its work twice."""
-    from lshprof.layers import Layer
+    from lshprof.nn.layers import Layer
 
     original = Layer._preact_pattern
 
@@ -493,7 +493,7 @@ def test_doubling_a_kernel_fails_the_check(ci_run, tmp_path, monkeypatch, capsys
 def test_committed_baseline_matches_the_ci_scenario(root):
     """.ci/baseline.json is what .ci/run checks against: it must be of today's ci scenario
     (update it with lshprof baseline when the scenario changes)."""
-    from lshprof.scenario import load_scenario
+    from lshprof.experiment.scenario import load_scenario
 
     prof = load_profile(root / ".ci" / "baseline.json").model
     scen = load_scenario("ci").as_dict()

@@ -4,8 +4,8 @@ none does, and the cases where a claim cannot be judged."""
 import pandas as pd
 import pytest
 
-from lshprof import claims as C
-from lshprof.summary import summarize
+from lshprof.analysis import claims as C
+from lshprof.analysis.summary import summarize
 
 
 def table(spec, *, source="measured"):

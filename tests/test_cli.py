@@ -28,7 +28,7 @@ def test_no_command_prints_help_and_fails(lshprof_cmd, cli_env):
 def test_help_does_not_import_numba(cli_env):
     code = (
         "import sys\n"
-        "from lshprof.cli import main\n"
+        "from lshprof.cli.app import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "try:\n    main(['demo', '--help'])\nexcept SystemExit:\n    pass\n"
         "print('numba' in sys.modules, 'numpy' in sys.modules)\n"
@@ -47,7 +47,7 @@ def test_version(lshprof_cmd, cli_env):
 
 
 def test_methods_lists_every_method(lshprof_cmd, cli_env):
-    from lshprof.layers import LAYERS
+    from lshprof.nn.layers import LAYERS
 
     r = run(lshprof_cmd, cli_env, "methods")
     assert r.returncode == 0, r.stderr

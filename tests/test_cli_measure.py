@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lshprof.results import load_results, read_run
+from lshprof.experiment.results import load_results, read_run
 from test_energy_powercap import make_tree
 
 

@@ -10,8 +10,8 @@ import tomllib
 
 import pytest
 
-from lshprof.results import load_results, read_run
-from lshprof.scenario import builtin_scenarios, load_scenario
+from lshprof.experiment.results import load_results, read_run
+from lshprof.experiment.scenario import builtin_scenarios, load_scenario
 
 BUILTIN = ["quickstart", "paper-rectangles", "paper-convex", "paper-mnist", "paper-norb",
            "wide-output", "ci"]
@@ -236,8 +236,8 @@ def test_resume_skips_finished_cells_and_redoes_a_cut_one(lshprof_cmd, cli_env, 
                                                           monkeypatch):
     """Ctrl-C in the middle of the third cell's second epoch (in process, so it lands at an
     exact point), then the resume command in a subprocess."""
-    from lshprof import cli
-    from lshprof.runner import Runner
+    from lshprof.cli import app as cli
+    from lshprof.experiment.runner import Runner
 
     out = tmp_path / "r"
     original = Runner.run_cell

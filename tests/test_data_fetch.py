@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from lshprof.data import _fetch
-from lshprof.data._fetch import RemoteFile, Source
+from lshprof.data import fetch as _fetch
+from lshprof.data.fetch import RemoteFile, Source
 from lshprof.errors import ConfigError, DataError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -361,7 +361,7 @@ def test_sources_file(monkeypatch, tmp_path):
 
 
 def _wired() -> bool:
-    from lshprof.cli import build_parser
+    from lshprof.cli.app import build_parser
 
     try:
         build_parser().parse_args(["data", "path"])
@@ -370,10 +370,10 @@ def _wired() -> bool:
     return True
 
 
-# Until ``data`` is wired into lshprof.cli, this stand-in runs the same handlers the same way.
+# Until ``data`` is wired into lshprof.cli.app, this stand-in runs the same handlers the same way.
 _DRIVER = """
 import argparse, sys
-from lshprof.data._cli import add_parser
+from lshprof.cli.data import add_parser
 from lshprof.errors import LshprofError
 parser = argparse.ArgumentParser(prog="lshprof")
 add_parser(parser.add_subparsers(dest="command"))
@@ -389,7 +389,7 @@ sys.exit(code)
 
 @pytest.fixture(scope="module")
 def data_cmd():
-    """The real command; the stand-in only while ``data`` is not wired into lshprof.cli."""
+    """The real command; the stand-in only while ``data`` is not wired into lshprof.cli.app."""
     if _wired():
         return [sys.executable, "-m", "lshprof", "data"]
     return [sys.executable, "-c", _DRIVER, "data"]
@@ -475,7 +475,7 @@ def test_cli_unknown_name(data_cmd, fake_mnist):
 
 
 def test_parser_shape():
-    from lshprof.data._cli import add_parser
+    from lshprof.cli.data import add_parser
 
     parser = argparse.ArgumentParser(prog="lshprof")
     add_parser(parser.add_subparsers(dest="command"))

@@ -7,7 +7,7 @@ from lshprof.data import IMAGE_SIDE, convex, rectangles
 from lshprof.data._generated import (_CONVEX_BIN, _CONVEX_COUNT_HIST,
                                      _convex_candidate_histograms, _convex_keep_probabilities)
 from lshprof.errors import ConfigError
-from lshprof.kernels._images import is_digitally_convex
+from lshprof.kernels import is_digitally_convex
 
 
 def reference_convex(img):

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from lshprof.energy import open_meter
-from lshprof.energy import powercap
-from lshprof.energy.powercap import (DEFAULT_ROOT, ENV_ROOT, PowercapMeter, discover_zones,
+from lshprof.measure.energy import open_meter
+from lshprof.measure.energy import powercap
+from lshprof.measure.energy.powercap import (DEFAULT_ROOT, ENV_ROOT, PowercapMeter, discover_zones,
                                      resolve_root)
 from lshprof.errors import ConfigError, EnergyUnavailable
 
@@ -512,7 +512,7 @@ def test_factory_opens_powercap(intel):
 
 
 def test_factory_auto_falls_back(tmp_path):
-    pytest.importorskip("lshprof.energy.estimate")
+    pytest.importorskip("lshprof.measure.energy.estimate")
     meter, reasons = open_meter("auto", powercap_root=str(tmp_path / "missing"))
     meter.close()
     assert meter.name == "estimate"

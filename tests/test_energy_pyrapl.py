@@ -9,8 +9,8 @@ import warnings
 
 import pytest
 
-from lshprof.energy import Mark
-from lshprof.energy.pyrapl import RAPL_PATH, PyRAPLMeter, _import_pyrapl
+from lshprof.measure.energy import Mark
+from lshprof.measure.energy.pyrapl import RAPL_PATH, PyRAPLMeter, _import_pyrapl
 from lshprof.errors import ConfigError, EnergyUnavailable
 
 
@@ -292,7 +292,7 @@ def test_all_counters_absent_is_no_zones(use_fake):
 
 
 def test_factory_uses_it(use_fake):
-    from lshprof.energy import open_meter
+    from lshprof.measure.energy import open_meter
 
     use_fake(readings=[(0, -1)])
     meter, passed_over = open_meter("pyrapl")

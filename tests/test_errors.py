@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lshprof import MLP, limit_threads, make_layer, make_optimizer, train
-from lshprof.layers import LAYERS
+from lshprof.nn.layers import LAYERS
 
 X = np.ones((3, 4), np.float32)
 

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from lshprof.energy import Mark, NoEnergy, Work, open_meter
-from lshprof.energy._base import EnergyMeter, EnergyReading
-from lshprof.energy.estimate import ENV_MODEL, EnergyModel, EstimateMeter, fit_model
+from lshprof.measure.energy import Mark, NoEnergy, Work, open_meter
+from lshprof.measure.energy.base import EnergyMeter, EnergyReading
+from lshprof.measure.energy.estimate import ENV_MODEL, EnergyModel, EstimateMeter, fit_model
 from lshprof.errors import ConfigError, ResultsError
 
 
@@ -140,7 +140,7 @@ class _FakeRapl(EnergyMeter):
 
 
 def test_calibration_recovers_a_known_machine():
-    from lshprof._calibrate import run_calibration
+    from lshprof.cli.calibrate import run_calibration
 
     true = EnergyModel(pj_per_mac=25.0, pj_per_byte=80.0, static_w=7.0)
     model, samples = run_calibration(_FakeRapl(true), seconds=0.05, repeats=1)
@@ -154,7 +154,7 @@ def test_calibration_recovers_a_known_machine():
 
 
 def test_calibration_refuses_an_estimate():
-    from lshprof._calibrate import run_calibration
+    from lshprof.cli.calibrate import run_calibration
 
     with pytest.raises(ConfigError, match="measuring"):
         run_calibration(EstimateMeter(), seconds=0.01, repeats=1)

@@ -12,9 +12,9 @@ import pytest
 from lshprof import MLP, train
 from lshprof.data import gaussian_clusters
 from lshprof.errors import ConfigError
-from lshprof.hogwild import layer_view, optimizer_view
-from lshprof.optim import make_optimizer
-from lshprof.scenario import _build, load_scenario, power_thread_counts
+from lshprof.nn.hogwild import layer_view, optimizer_view
+from lshprof.nn.optim import make_optimizer
+from lshprof.experiment.scenario import _build, load_scenario, power_thread_counts
 
 BASE = {
     "scenario": {"name": "t"},
@@ -106,7 +106,7 @@ def test_power_thread_counts_never_exceed_the_cores(monkeypatch):
     assert power_thread_counts(16) == [1, 2, 4, 8, 16]
     s = scenario(sweep={"threads": "powers"})
     assert sorted({c.threads for c in s.cells(cores=3)}) == [1, 2, 3]
-    import lshprof.scenario as S
+    import lshprof.experiment.scenario as S
 
     monkeypatch.setattr(S, "available_cores", lambda: 4)
     assert s.thread_counts() == [1, 2, 4]
@@ -189,7 +189,7 @@ def test_workers_run_kernels_and_blas_on_one_thread(data, monkeypatch):
     import numba
     from threadpoolctl import threadpool_info
 
-    from lshprof.layers import Dense
+    from lshprof.nn.layers import Dense
 
     seen = []
     choose = Dense._choose
@@ -236,7 +236,7 @@ def test_views_share_weights_and_state_but_not_gradients(data):
 
 # -- runner rows and the scenario through the CLI -------------------------------------------------
 def test_rows_have_samples_per_s_in_both_modes(data):
-    from lshprof.runner import Runner
+    from lshprof.experiment.runner import Runner
 
     with Runner(None, energy="none") as runner:
         _, sync = runner.run_cell("dense", "dense", {}, data, hidden=[16], epochs=1,
@@ -252,8 +252,8 @@ def test_rows_have_samples_per_s_in_both_modes(data):
 
 
 def test_hogwild_scenario_quick_run(lshprof_cmd, cli_env, tmp_path):
-    from lshprof.results import load_results
-    from lshprof.summary import summarize
+    from lshprof.experiment.results import load_results
+    from lshprof.analysis.summary import summarize
 
     s = load_scenario("hogwild")
     assert {c.mode for c in s.cells()} == {"sync", "hogwild"}

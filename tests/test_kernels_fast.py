@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from lshprof import kernels as K
-from lshprof._threads import limit_threads
-from lshprof.active import ActiveSet
-from lshprof.layers import _gemm_accumulate, make_layer
-from lshprof.optim import make_optimizer
+from lshprof.measure.threads import limit_threads
+from lshprof.nn.active import ActiveSet
+from lshprof.nn.layers import _gemm_accumulate, make_layer
+from lshprof.nn.optim import make_optimizer
 
 
 def _pattern(rng, B, n, k):
@@ -103,7 +103,7 @@ def test_parallel_forward_backward_match_serial(sparse_in, parts):
 
 @pytest.mark.parametrize("act", ["relu", "identity", "tanh", "sigmoid"])
 def test_fused_passes_match_numpy(act):
-    from lshprof.layers import ACTIVATIONS
+    from lshprof.nn.layers import ACTIVATIONS
 
     rng = np.random.default_rng(3)
     z = rng.standard_normal((5, 11)).astype(np.float32)

@@ -1,8 +1,8 @@
 """Hash families, MIPS transforms, hashing costs and hash tables of the LSH layer.
 
 Every kernel is compared with a slow, obvious NumPy reference written here from the
-documented rule (``lshprof.lsh`` and ``lshprof.kernels._hash`` docstrings); hashing
-costs are compared with the closed-form formulas of ``lshprof.lsh`` as exact integers;
+documented rule (``lshprof.nn.lsh`` and ``lshprof.kernels._hash`` docstrings); hashing
+costs are compared with the closed-form formulas of ``lshprof.nn.lsh`` as exact integers;
 collision probabilities are compared with SimHash theory within a binomial bound.
 """
 
@@ -16,7 +16,7 @@ import pytest
 
 from lshprof import ActiveSet, make_layer
 from lshprof import kernels as K
-from lshprof.lsh import HashCost, HashFunctions, HashTables
+from lshprof.nn.lsh import HashCost, HashFunctions, HashTables
 from test_tables import RefTables
 
 #: The one tolerance for float32 kernels against float64 references.
@@ -193,7 +193,7 @@ def mips_layer(transform: str):
 
 
 def hand_rows(W: np.ndarray, b: np.ndarray, transform: str) -> np.ndarray:
-    """Row vectors from the formulas of the ``lshprof.lsh`` docstring."""
+    """Row vectors from the formulas of the ``lshprof.nn.lsh`` docstring."""
     u = np.hstack([W, b[:, None]]).astype(np.float64)
     M = np.linalg.norm(u, axis=1).max() * 1.1
     if transform == "norm_augment":
@@ -429,7 +429,7 @@ def test_probe_codes_properties():
 def test_hash_codes_equal_codes_of_digits_with_the_same_cost(family, monkeypatch):
     """The block-wise path for tables (no alternatives or margins) gives the same codes
     and costs, also across block boundaries."""
-    import lshprof.lsh as lsh_mod
+    import lshprof.nn.lsh as lsh_mod
     monkeypatch.setattr(lsh_mod, "PROJECT_CHUNK", 7)
     rng = np.random.default_rng(18)
     hf = HashFunctions(family, 3, 5, 24, np.random.default_rng(19), bin_size=4)

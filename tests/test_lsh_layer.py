@@ -12,7 +12,7 @@ import reference as ref
 from test_layers import TOL, check_csr, csr_from_mask, nodes_of
 from lshprof import MLP, ActiveSet, ConfigError, make_layer, train
 from lshprof import kernels as K
-from lshprof.lsh import FAMILIES, POLICIES, TRANSFORMS, HashFunctions
+from lshprof.nn.lsh import FAMILIES, POLICIES, TRANSFORMS, HashFunctions
 
 CONFIGS = [dict(family=f, transform=t) for f in FAMILIES for t in TRANSFORMS]
 
@@ -183,7 +183,7 @@ def test_tables_match_current_weights_after_rehash(cfg, rehash_rows):
     layer = model.layers[0]
     assert layer.rehash_count == 1 + 8  # the initial build, then one per batch
     # the stored codes are what hashing the current weights (with the tables' M) gives
-    from lshprof.lsh import HashCost
+    from lshprof.nn.lsh import HashCost
     idx, V, full = layer._row_vectors(np.arange(layer.n_out), HashCost())
     assert not full
     digits, _, margins, _ = layer.hashes.digits(np.ascontiguousarray(V))

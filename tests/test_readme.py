@@ -39,7 +39,7 @@ def test_python_examples_run(root, tmp_path):
 
 
 def test_toml_examples_are_valid_scenarios(root, tmp_path):
-    from lshprof.scenario import load_scenario
+    from lshprof.experiment.scenario import load_scenario
 
     examples = [body for lang, body in blocks(root) if lang == "toml"]
     assert examples
@@ -55,7 +55,7 @@ def test_ci_examples_use_real_commands_and_options(root):
     commands (every sub-command and option exists), and name the committed baseline."""
     import shlex
 
-    from lshprof.cli import build_parser
+    from lshprof.cli.app import build_parser
 
     text = "".join(body for lang, body in blocks(root) if lang in ("yaml", "sh"))
     commands = [line.split("run: ", 1)[-1].split("#")[0].strip()
@@ -66,7 +66,7 @@ def test_ci_examples_use_real_commands_and_options(root):
     for c in checked:
         parser.parse_args(shlex.split(c)[1:])  # exits 2 on an unknown option
     assert (root / ".ci" / "baseline.json").exists() and ".ci/baseline.json" in text
-    from lshprof.speed import build_parser as speed_parser
+    from lshprof.bench.speed import build_parser as speed_parser
 
     suite = [c for c in commands if c.startswith("lshprof bench --suite")]
     assert suite

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from lshprof.cli import main
-from lshprof.report import FIGURES, build_report, write_report
-from lshprof.results import load_results, read_run
-from lshprof.summary import summarize
+from lshprof.analysis.report import FIGURES, build_report, write_report
+from lshprof.experiment.results import load_results, read_run
+from lshprof.analysis.summary import summarize
 
 
 # -- helpers --------------------------------------------------------------------------------------

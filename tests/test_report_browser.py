@@ -17,7 +17,7 @@ import warnings
 import pytest
 
 from lshprof.cli import main
-from lshprof.report import write_report
+from lshprof.analysis.report import write_report
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
          # a closed network: no background connections, no update checks

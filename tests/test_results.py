@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from lshprof.errors import ResultsError
-from lshprof.results import (FORMAT, FORMAT_VERSION, RUN_FILE, TABLE_FILE, RunWriter,
+from lshprof.experiment.results import (FORMAT, FORMAT_VERSION, RUN_FILE, TABLE_FILE, RunWriter,
                              load_results, read_run)
 
 
@@ -157,7 +157,7 @@ def test_killed_run_keeps_finished_rows(tmp_path, root):
     folder = tmp_path / "killed"
     script = textwrap.dedent(f"""
         import os, signal
-        from lshprof.results import RunWriter
+        from lshprof.experiment.results import RunWriter
         w = RunWriter({str(folder)!r}, {{"scenario": {{"name": "killed"}}}})
         w.add_row({{"method": "dense", "seed": 0, "epoch": 1, "loss": 0.5}})
         w.add_row({{"method": "dense", "seed": 0, "epoch": 2, "loss": 0.25}})
@@ -458,7 +458,7 @@ UNIT_COLUMNS = ["wall_total_s", "wall_select_s", "wall_hash_s", "wall_rehash_s",
 @pytest.fixture(scope="module")
 def runner_run(tmp_path_factory):
     from lshprof.data import gaussian_clusters
-    from lshprof.runner import Runner
+    from lshprof.experiment.runner import Runner
 
     data = gaussian_clusters(200, 50, n_features=16, seed=1)
     folder = tmp_path_factory.mktemp("units") / "run"

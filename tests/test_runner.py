@@ -9,14 +9,14 @@ import textwrap
 
 import pytest
 
-import lshprof.runner as runner_mod
+import lshprof.experiment.runner as runner_mod
 from lshprof.data import gaussian_clusters
-from lshprof.energy import BACKENDS, EnergyMeter, EnergyReading, Mark, Work, now_ns
-from lshprof.energy.estimate import EnergyModel
+from lshprof.measure.energy import BACKENDS, EnergyMeter, EnergyReading, Mark, Work, now_ns
+from lshprof.measure.energy.estimate import EnergyModel
 from lshprof.errors import ConfigError, ResultsError
-from lshprof.macs import MacCounts
-from lshprof.results import load_results, read_run
-from lshprof.runner import Runner
+from lshprof.measure.macs import MacCounts
+from lshprof.experiment.results import load_results, read_run
+from lshprof.experiment.runner import Runner
 
 HIDDEN = [32]
 FRACTION = 0.25  # active_budget(0.25, 32) = 8 < 32: LSH really selects
@@ -59,7 +59,7 @@ def estimate_df(estimate_run):
 
 # -- rows and run.json -------------------------------------------------------------------------
 def test_active_budget_is_sparse():
-    from lshprof.layers import active_budget
+    from lshprof.nn.layers import active_budget
 
     assert active_budget(FRACTION, HIDDEN[0]) == 8
 
@@ -175,7 +175,7 @@ def test_jit_without_warmup_lands_in_jit_not_phases(tmp_path, root):
     script = textwrap.dedent("""
         import json, sys
         from lshprof.data import gaussian_clusters
-        from lshprof.runner import Runner
+        from lshprof.experiment.runner import Runner
         d = gaussian_clusters(200, 50, n_features=16, seed=3)
         out = {}
         with Runner(None, energy="none") as r:
@@ -216,7 +216,7 @@ def test_instrumentation_overhead(estimate_run, estimate_df):
 
 # -- energy backends ------------------------------------------------------------------------------
 def test_auto_falls_back_to_estimate_and_says_why(tmp_path, data, monkeypatch):
-    pytest.importorskip("lshprof.energy.powercap")
+    pytest.importorskip("lshprof.measure.energy.powercap")
     monkeypatch.setenv("LSHPROF_POWERCAP_ROOT", str(tmp_path / "no-powercap-here"))
     msgs = []
     run_all(tmp_path / "run", data, epochs=1, cells=CELLS[:1], energy="auto",
@@ -242,9 +242,9 @@ def test_auto_fallback_with_powercap_stubbed(tmp_path, data, monkeypatch):
             raise EnergyUnavailable(f"no powercap folder at {tmp_path / 'x'}",
                                     reason="not present")
 
-    stub = types.ModuleType("lshprof.energy.powercap")
+    stub = types.ModuleType("lshprof.measure.energy.powercap")
     stub.PowercapMeter = Unavailable
-    monkeypatch.setitem(sys.modules, "lshprof.energy.powercap", stub)
+    monkeypatch.setitem(sys.modules, "lshprof.measure.energy.powercap", stub)
     msgs = []
     run_all(tmp_path / "run", data, epochs=1, cells=CELLS[:1], energy="auto",
             notify=msgs.append)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from lshprof import speed
+from lshprof.bench import speed
 from lshprof.cli import main
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from lshprof import limit_threads
 from lshprof.errors import ConfigError
-from lshprof.system import (PACKAGES, THREAD_ENV_VARS, ResourceSample, git_commit, git_dirty,
+from lshprof.measure.system import (PACKAGES, THREAD_ENV_VARS, ResourceSample, git_commit, git_dirty,
                             machine_info, sample_resources, thread_info, usage_between)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,7 +129,7 @@ def test_thread_info_sees_limit_threads():
 
 
 def test_thread_info_does_not_start_numba_threads():
-    code = ("import numba; from lshprof.system import thread_info; info = thread_info(); "
+    code = ("import numba; from lshprof.measure.system import thread_info; info = thread_info(); "
             "print(info['numba_threading_layer']); print(info['numba_threads'] == numba.config.NUMBA_NUM_THREADS); "
             "numba.threading_layer()")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)

@@ -1,6 +1,6 @@
 """LSH hash tables: the compact layout and the counting selection against the original code.
 
-``RefTables`` and ``ref_query`` are the first implementation of ``lshprof.lsh.HashTables``
+``RefTables`` and ``ref_query`` are the first implementation of ``lshprof.nn.lsh.HashTables``
 kept as the reference: int64 codes and priorities, one ``lexsort`` per update, and a
 per-query stable sort by score. Given generators in the same state, both make the same
 random draws, so their buckets and their chosen nodes must be *identical*.
@@ -16,8 +16,8 @@ import pytest
 
 from lshprof import kernels as K
 from lshprof import make_layer
-from lshprof._threads import limit_threads
-from lshprof.lsh import HashTables
+from lshprof.measure.threads import limit_threads
+from lshprof.nn.lsh import HashTables
 
 
 # -- the reference (the original implementation) -------------------------------------------------

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from lshprof.data import gaussian_clusters
-from lshprof.mlp import MLP, train
-from lshprof.timing import NULL_CLOCK, TIME_PHASES, PhaseClock, attached, clock_overhead_ns
+from lshprof.nn.mlp import MLP, train
+from lshprof.measure.timing import NULL_CLOCK, TIME_PHASES, PhaseClock, attached, clock_overhead_ns
 
 
 def _spin(seconds):

@@ -15,10 +15,10 @@ import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import ConfigError
+from lshprof.errors import ConfigError
 
 if TYPE_CHECKING:
-    from ._generated import Split
+    from lshprof.data._generated import Split
 
 _GENERATED = ("Split", "gaussian_clusters", "rectangles", "convex", "IMAGE_SIDE")
 
@@ -26,7 +26,7 @@ _GENERATED = ("Split", "gaussian_clusters", "rectangles", "convex", "IMAGE_SIDE"
 def __getattr__(name: str):
     # the generators need numpy; the registry does not (``lshprof --help`` stays light)
     if name in _GENERATED:
-        from . import _generated
+        from lshprof.data import _generated
 
         return getattr(_generated, name)
     raise AttributeError(f"module 'lshprof.data' has no attribute {name!r}")

@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import ConfigError
+from lshprof.errors import ConfigError
 
 __all__ = ["Split", "gaussian_clusters", "rectangles", "convex", "IMAGE_SIDE"]
 
@@ -131,7 +131,7 @@ _CONVEX_COUNT_HIST = (
 def _convex_candidate_histograms(draws: int, seed: int) -> tuple:
     """Histograms of the white-pixel counts (bins of ``_CONVEX_BIN`` pixels) of ``draws``
     unbalanced candidates of class 0, then of class 1, from ``default_rng(seed)``."""
-    from ..kernels._images import convex_candidate_counts
+    from lshprof.kernels import convex_candidate_counts
 
     rng = np.random.default_rng(seed)
     n_bins = IMAGE_SIDE * IMAGE_SIDE // _CONVEX_BIN + 1
@@ -158,7 +158,7 @@ def convex(n_train: int = 8000, n_test: int = 50000, *, seed: int = 0) -> Split:
     are inside), redrawn until it has at least 19 pixels. A class-0 candidate is the
     union of 2 to 4 such regions (Geometric(0.07) half-planes, at least 10 pixels
     each), redrawn until the union fails the digital convexity test
-    (:func:`lshprof.kernels._images.is_digitally_convex`: some pixel outside the set
+    (:func:`lshprof.kernels.is_digitally_convex`: some pixel outside the set
     lies in the convex hull of its pixel centres).
 
     White-pixel counts are balanced, as in the original set, and not only in the mean:
@@ -185,7 +185,7 @@ def convex(n_train: int = 8000, n_test: int = 50000, *, seed: int = 0) -> Split:
     Published split: 6,000 training + 2,000 validation images (``n_train=8000``) and
     50,000 test images.
     """
-    from ..kernels._images import draw_convex_images
+    from lshprof.kernels import draw_convex_images
 
     _check_sizes("convex", n_train, n_test)
     rng = np.random.default_rng(seed)

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
-from ._generated import Split
+from lshprof.errors import ConfigError, DataError
+from lshprof.data._generated import Split
 
 __all__ = ["npz", "npz_preflight", "csv", "csv_preflight", "digits", "digits_preflight",
            "label_table", "stratified_split", "DIGITS_SIZE"]

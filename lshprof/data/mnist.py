@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
-from . import _fetch
-from ._generated import Split, _check_sizes
+from lshprof.errors import ConfigError, DataError
+from lshprof.data import fetch as _fetch
+from lshprof.data._generated import Split, _check_sizes
 
 __all__ = ["read_idx", "read_mnist", "mnist", "preflight", "N_TRAIN", "N_TEST", "FILES"]
 
@@ -83,7 +83,7 @@ def read_mnist(root: str | os.PathLike | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Training images (uint8 [60000, 28, 28]), training labels (int64), test images and
     test labels, from the folder of the ``mnist`` source under ``root`` (see
-    :func:`lshprof.data._fetch.data_home`)."""
+    :func:`lshprof.data.fetch.data_home`)."""
     where = _fetch.require("mnist", root)
     x_train, y_train = _read_pair(where, FILES["train_images"], FILES["train_labels"])
     x_test, y_test = _read_pair(where, FILES["test_images"], FILES["test_labels"])

@@ -25,9 +25,9 @@ from collections import OrderedDict
 import numpy as np
 from numba import njit
 
-from .._config import NJIT_SERIAL
-from ..errors import ConfigError, DataError
-from ._generated import Split, _check_sizes
+from lshprof._config import NJIT_SERIAL
+from lshprof.errors import ConfigError, DataError
+from lshprof.data._generated import Split, _check_sizes
 
 __all__ = ["DeformedStream", "gaussian_matrix", "mnist8m", "preflight", "N_TEST"]
 
@@ -241,7 +241,7 @@ def mnist8m(n_train: int = 600000, n_test: int = N_TEST, alpha: float = 34.0,
     The training images are drawn in memory: 600,000 of them take 1.9 GB.
     """
     _check(n_train, n_test)
-    from .mnist import read_mnist
+    from lshprof.data.mnist import read_mnist
 
     x_train, y_train, x_test, y_test = read_mnist(root)
     if n_test > len(x_test):
@@ -261,6 +261,6 @@ def preflight(n_train: int = 600000, n_test: int = N_TEST, alpha: float = 34.0,
               **_) -> None:
     """Raise before any work when a size is out of range or an MNIST file is missing."""
     _check(n_train, n_test)
-    from . import _fetch
+    from lshprof.data import fetch as _fetch
 
     _fetch.require("mnist", root)

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
-from . import _fetch
-from ._generated import Split, _check_sizes
+from lshprof.errors import ConfigError, DataError
+from lshprof.data import fetch as _fetch
+from lshprof.data._generated import Split, _check_sizes
 
 __all__ = ["read_norb_file", "read_norb_small", "norb_small", "pool", "preflight", "N_PAIRS",
            "IMAGE_SIDE", "FILES"]

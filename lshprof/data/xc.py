@@ -35,8 +35,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import ConfigError
-from ._generated import Split
+from lshprof.errors import ConfigError
+from lshprof.data._generated import Split
 
 __all__ = ["synthetic_xc", "planted_structure", "nearest_prototype", "Structure",
            "SPREAD"]

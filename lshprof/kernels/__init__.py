@@ -5,7 +5,7 @@ Importing this package imports numba; the rest of lshprof imports it lazily.
 
 import numba
 
-from ._sparse import (
+from lshprof.kernels._sparse import (
     backward_dense,
     backward_dense_par,
     backward_sparse,
@@ -17,9 +17,10 @@ from ._sparse import (
     forward_sparse_par,
     node_chunks,
 )
-from ._dense import ACT_CODES, act, act_grad, act_grad_par, act_par, bias_act, bias_act_par
-from ._select import topk_rows, csr_softmax_xent, csr_argmax
-from ._hash import (
+from lshprof.kernels._images import convex_candidate_counts, draw_convex_images, is_digitally_convex
+from lshprof.kernels._dense import ACT_CODES, act, act_grad, act_grad_par, act_par, bias_act, bias_act_par
+from lshprof.kernels._select import topk_rows, csr_softmax_xent, csr_argmax
+from lshprof.kernels._hash import (
     pack_codes,
     pm1_csr,
     pm1_dense,
@@ -33,7 +34,7 @@ from ._hash import (
     wta_csr,
     wta_dense,
 )
-from ._tables import (
+from lshprof.kernels._tables import (
     HISTOGRAM,
     MULTIPROBE,
     UNION,
@@ -48,7 +49,7 @@ from ._tables import (
     update_tables,
     update_tables_par,
 )
-from ._optim import (
+from lshprof.kernels._optim import (
     adagrad_momentum_rows,
     adagrad_momentum_rows_par,
     adam_rows,
@@ -80,6 +81,7 @@ def run(serial, par, *args, work: int | None = None):
 
 
 __all__ = [
+    "convex_candidate_counts", "draw_convex_images", "is_digitally_convex",
     "parallel",
     "run",
     "by_node",

@@ -16,7 +16,7 @@ import math
 
 import numba as nb
 
-from .._config import NJIT_PARALLEL, NJIT_SERIAL
+from lshprof._config import NJIT_PARALLEL, NJIT_SERIAL
 
 #: activation name -> code understood by these kernels
 ACT_CODES = {"relu": 0, "identity": 1, "tanh": 2, "sigmoid": 3}

@@ -12,7 +12,7 @@ kernel writes, per vector and hash function ``f``:
 
 Inputs come dense (``X[v, :]``) or as CSR rows (``indptr, indices, values``);
 CSR kernels visit stored entries only. Callers count MACs, additions and
-comparisons from the shapes (the formulas are in ``lshprof.lsh``).
+comparisons from the shapes (the formulas are in ``lshprof.nn.lsh``).
 """
 
 import heapq
@@ -20,14 +20,14 @@ import heapq
 import numba as nb
 import numpy as np
 
-from .._config import NJIT_SERIAL
+from lshprof._config import NJIT_SERIAL
 
 
 # -- signed random projections (SimHash) ---------------------------------------------------
 @nb.njit(**NJIT_SERIAL)
 def srp_dense(X, P, digits, alts, margins):
     """Dense Gaussian projections ``P[f, :]``: bit = ``P[f] . x >= 0`` (a scalar loop;
-    ``lshprof.lsh`` uses one BLAS product and :func:`sign_digits` instead)."""
+    ``lshprof.nn.lsh`` uses one BLAS product and :func:`sign_digits` instead)."""
     nf, d = P.shape
     for v in range(X.shape[0]):
         for f in range(nf):

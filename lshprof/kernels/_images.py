@@ -13,7 +13,7 @@ follow is documented in :func:`lshprof.data.convex`.
 import numpy as np
 from numba import njit
 
-from .._config import NJIT_SERIAL
+from lshprof._config import NJIT_SERIAL
 
 
 @njit(**NJIT_SERIAL)

@@ -13,7 +13,7 @@ import math
 
 import numba as nb
 
-from .._config import NJIT_PARALLEL, NJIT_SERIAL
+from lshprof._config import NJIT_PARALLEL, NJIT_SERIAL
 
 
 @nb.njit(**NJIT_SERIAL)

@@ -5,7 +5,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .._config import NJIT_SERIAL
+from lshprof._config import NJIT_SERIAL
 
 
 @nb.njit(**NJIT_SERIAL)

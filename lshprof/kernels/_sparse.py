@@ -23,7 +23,7 @@ region must not be started from several threads at once.
 import numba as nb
 import numpy as np
 
-from .._config import NJIT_PARALLEL, NJIT_SERIAL
+from lshprof._config import NJIT_PARALLEL, NJIT_SERIAL
 
 
 @nb.njit(**NJIT_SERIAL)

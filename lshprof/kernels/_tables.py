@@ -1,6 +1,6 @@
 """Building, updating and querying the LSH layer's hash tables.
 
-Layout (``lshprof.lsh.HashTables`` holds the arrays; one table per row):
+Layout (``lshprof.nn.lsh.HashTables`` holds the arrays; one table per row):
 
 * ``codes[t, v]``: node ``v``'s code in table ``t``, in the smallest unsigned dtype that
   holds every code (``int64`` above 32 bits); meaningful for inserted nodes only.
@@ -29,10 +29,10 @@ import numba as nb
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from .._config import NJIT_PARALLEL, NJIT_SERIAL
-from ._select import topk_mark
+from lshprof._config import NJIT_PARALLEL, NJIT_SERIAL
+from lshprof.kernels._select import topk_mark
 
-#: policy codes shared with ``lshprof.lsh``
+#: policy codes shared with ``lshprof.nn.lsh``
 UNION, HISTOGRAM, MULTIPROBE = 0, 1, 2
 
 

@@ -1,0 +1,3 @@
+from lshprof.cli.app import main
+
+__all__ = ["main"]

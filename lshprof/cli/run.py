@@ -1,0 +1,311 @@
+"""``lshprof run [SCENARIO]``: the main job, from a scenario file to a results folder.
+
+Order of work, so that a mistake costs nothing: read and check the scenario,
+apply the command line's overrides, look for the data files, decide the output
+folder (and whether it resumes one), build the data, check the layers against
+the data's real widths; only then open the run folder and train the sweep cell by
+cell. Every epoch's row is on disk as soon as it ends; Ctrl-C marks the run
+``interrupted`` and prints the command that resumes it, which skips every
+finished cell and re-runs the one that was cut short.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import sys
+import time
+from pathlib import Path
+
+from lshprof.errors import ConfigError, LshprofError, ResultsError
+
+__all__ = ["run_scenario", "default_out", "print_summary", "write_run_report"]
+
+RUNS_DIR = "runs"
+REPORT_FILE = "report.html"
+
+
+def default_out(name: str) -> Path:
+    """``runs/NAME-YYYYmmdd-HHMMSS`` (UTC), made unique with a suffix if it exists."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    base = Path(RUNS_DIR) / f"{name}-{stamp}"
+    out, n = base, 2
+    while out.exists():
+        out, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return out
+
+
+def _resume_state(out: Path, scenario) -> tuple[bool, dict | None]:
+    """``(resume, old run.json)`` for output folder ``out``; refuses a folder that holds
+    something else or a run of different settings."""
+    from lshprof.experiment.results import RUN_FILE, read_run
+    from lshprof.experiment.scenario import first_difference
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output {out} is a file, not a folder; choose another with -o")
+    if not (out / RUN_FILE).exists():
+        if out.exists() and any(out.iterdir()):
+            raise ConfigError(f"output folder {out} is not empty and holds no lshprof run; "
+                              "choose another with -o")
+        return False, None
+    old = read_run(out)
+    theirs = old.get("scenario") or {}
+    if theirs.get("fingerprint") != scenario.fingerprint():
+        diff = first_difference(theirs.get("settings", {}), scenario.as_dict())
+        raise ConfigError(f"{out} holds a run with other settings ({diff or 'scenario differs'}"
+                          "); resume it with the same scenario and options, or choose another "
+                          "folder with -o")
+    return True, old
+
+
+def run_scenario(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from lshprof import data as D
+    from lshprof.experiment.scenario import DEFAULT_SCENARIO, load_scenario
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # whole lines in logs
+    quiet = args.quiet
+    say = (lambda *a, **k: None) if quiet else err.print
+
+    scen = load_scenario(args.scenario or DEFAULT_SCENARIO).with_overrides(
+        energy=args.energy, threads=args.threads, seeds=args.seeds, epochs=args.epochs,
+        fractions=args.fractions, methods=args.methods, quick=args.quick)
+    m = scen.model
+    scen.check_data()
+    out = Path(args.out) if args.out else default_out(scen.name)
+    resume, old = _resume_state(out, scen)
+    cells = scen.cells()
+    epochs = m.training.epochs
+
+    finished: set[str] = set()
+    if resume:
+        counts: dict[str, int] = {}
+        from lshprof.experiment.results import load_results
+
+        try:
+            df = load_results(out)
+        except ResultsError as exc:
+            raise ResultsError(f"cannot resume {out}: {exc}") from None
+        if "cell" in df.columns:
+            for cell_id, n in df.groupby("cell").size().items():
+                counts[str(cell_id)] = int(n)
+        finished = {c.id for c in cells if counts.get(c.id, 0) >= epochs}
+        if len(finished) == len(cells) and old.get("complete"):
+            say(f"{out} already holds every cell of this sweep ({len(cells)}); nothing to run")
+            print_summary(out, quiet=quiet)
+            return write_run_report(args, out)
+        say(f"resuming {out}: {len(finished)} of {len(cells)} cells already finished")
+
+    with err.status(f"preparing data set {m.data.dataset} ...", spinner="dots") \
+            if not quiet and err.is_terminal else contextlib.nullcontext():
+        t0 = time.perf_counter()
+        data = D.load(m.data.dataset, scen.data_options, seed=m.data.seed)
+        data_s = time.perf_counter() - t0
+    n_classes = int(max(data.y_train.max(), data.y_test.max())) + 1
+    scen.check_widths(data.X_train.shape[1], n_classes)
+    say(f"[bold]{scen.name}[/bold]: {scen.description}" if scen.description else scen.name)
+    say(f"data: {m.data.dataset}, {data.X_train.shape[0]} train / {data.X_test.shape[0]} test, "
+        f"{data.X_train.shape[1]} features, {n_classes} classes ({data_s:.1f} s); "
+        f"{len(cells)} cells x {epochs} epochs, batch {m.training.batch_size}, "
+        f"{m.training.optimizer}")
+    return _train_cells(args, scen, data, out, resume, cells, finished, err, say)
+
+
+def _train_cells(args, scen, data, out: Path, resume: bool, cells, finished: set[str], err,
+                 say) -> int:
+    from lshprof.experiment.runner import Runner
+
+    m = scen.model
+    meta = {"name": scen.name, "description": scen.description, "source": scen.source,
+            "fingerprint": scen.fingerprint(), "settings": scen.as_dict(),
+            "data_shape": {"n_train": int(data.X_train.shape[0]),
+                           "n_test": int(data.X_test.shape[0]),
+                           "n_features": int(data.X_train.shape[1])}}
+    idle_s = args.idle_baseline if args.idle_baseline is not None else m.measure.idle_baseline
+    todo = [c for c in cells if c.id not in finished]
+    hidden = list(m.network.hidden)
+    on_output = m.network.apply_to == "output"
+    progress = _progress(err, args.quiet)
+    done = 0
+    try:
+        with Runner(out, scenario=meta, energy=m.measure.energy,
+                    powercap_root=args.powercap_root or m.measure.powercap_root,
+                    energy_model=args.energy_model or m.measure.energy_model, idle_s=idle_s,
+                    threads=m.measure.threads, resume=resume, notify=say) as runner:
+            if resume:
+                ids = {c.id for c in todo}
+                dropped = runner.writer.drop_rows(lambda r: r.get("cell") in ids)
+                if dropped:
+                    say(f"dropped {len(dropped)} row(s) of cells cut short; they run again")
+                runner.writer.update(resumes=[*runner.writer.meta.get("resumes", []),
+                                              {"skipped_cells": len(finished),
+                                               "dropped_rows": len(dropped)}])
+            with progress:
+                sweep = progress.add_task("sweep", total=len(cells), completed=len(finished),
+                                          what="cells")
+                epoch_task = progress.add_task("epoch", total=data.X_train.shape[0] or 1,
+                                               what="samples", visible=False)
+                for cell in todo:
+                    what = cell.label + ("" if cell.fraction is None else f" @ {cell.fraction:g}")
+                    desc = f"{what}, seed {cell.seed}, {cell.threads} thr"
+                    progress.update(sweep, description=desc)
+                    epoch_no = [0]
+
+                    def on_batch(n, total, _t=epoch_task):
+                        if n >= total:
+                            epoch_no[0] += 1
+                        progress.update(_t, completed=n, total=total, visible=True,
+                                        description=f"epoch {epoch_no[0] + (n < total)}/"
+                                                    f"{m.training.epochs}")
+
+                    # the methods replace the hidden layers, or the output layer only
+                    hidden_method, hidden_params = (("dense", {}) if on_output
+                                                    else (cell.method, cell.params))
+                    _, rows = runner.run_cell(
+                        cell.label, hidden_method, hidden_params, data, hidden=hidden,
+                        epochs=m.training.epochs, batch_size=m.training.batch_size,
+                        seed=cell.seed, fraction=cell.fraction, optimizer=m.training.optimizer,
+                        optimizer_params=cell.optimizer_params,
+                        activation=m.network.activation,
+                        output_method=cell.method if on_output else "dense",
+                        output_params=cell.params if on_output else None, threads=cell.threads,
+                        mode=cell.mode, extra={"cell": cell.id, "dataset": m.data.dataset,
+                               "scenario": scen.name, "applied_to": m.network.apply_to},
+                        on_batch=on_batch)
+                    done += 1
+                    progress.advance(sweep)
+                    if not progress.live.is_started and not args.quiet:
+                        r = rows[-1]
+                        say(f"  [{len(finished) + done}/{len(cells)}] {desc}: test accuracy "
+                            f"{r['eval_accuracy']:.3f}, MACs {r['mac_share']:.1%} of dense, "
+                            f"{sum(x['wall_elapsed_s'] for x in rows):.2f} s")
+    except KeyboardInterrupt:
+        progress.stop()
+        err.print(f"interrupted: {len(finished) + done} of {len(cells)} cells finished and kept "
+                  f"in {out}; resume with: {_resume_command(args, out)}")
+        return 130
+    print_summary(out, quiet=args.quiet)
+    return write_run_report(args, out)
+
+
+def write_run_report(args, out: Path) -> int:
+    """``OUT/report.html`` for a finished run (unless ``--no-report``). The results are on disk
+    already, so a report that cannot be written costs nothing but the page: it is said in one
+    line and the exit status is 1."""
+    if not getattr(args, "report", True):
+        return 0
+    from lshprof.analysis.report import write_report
+
+    try:
+        page = write_report([out], out / REPORT_FILE)
+    except LshprofError as exc:
+        print(f"lshprof run: report not written: {exc}; the results are kept in {out}; write it "
+              f"later with: lshprof report {out}", file=sys.stderr)
+        return 1
+    print(f"report: {page}")
+    return 0
+
+
+def _resume_command(args, out: Path) -> str:
+    """The command line that resumes this run: the same arguments with ``-o OUT``."""
+    argv = list(getattr(args, "argv", None) or [])
+    if "-o" not in argv and "--out" not in argv and not any(a.startswith("--out=")
+                                                              for a in argv):
+        argv += ["-o", str(out)]
+    import shlex
+
+    return "lshprof run " + " ".join(shlex.quote(a) for a in argv)
+
+
+def _progress(console, quiet: bool):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn)
+
+    # a live bar only on a terminal; redrawn 4 times a second, from a thread that
+    # sleeps in between, so it takes almost nothing from the measured work
+    return Progress(TextColumn("{task.description:<38}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[what]}"), TimeElapsedColumn(), console=console,
+                    refresh_per_second=4, transient=False,
+                    disable=quiet or not console.is_terminal)
+
+
+def _fmt(v: float, spec: str, suffix: str = "") -> str:
+    """``v`` formatted, or ``-`` when it is missing (None or NaN)."""
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec) + suffix
+
+
+def print_summary(out: Path, *, quiet: bool = False) -> None:
+    """The final table (stdout) for the run in ``out``, and where it is."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lshprof.experiment.results import load_results, read_run
+    from lshprof.analysis.summary import summarize
+
+    df = load_results(out)
+    meta = read_run(out)
+    s = summarize(df)
+    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    source = (meta.get("energy") or {}).get("source", "none")
+    scen = (meta.get("scenario") or {})
+    sweep_threads = len(set(s["threads"])) > 1 if len(s) else False
+    modes = sorted(set(s["mode"])) if len(s) and "mode" in s.columns else ["sync"]
+    show_mode = modes != ["sync"]
+    table = Table(title=f"lshprof run {scen.get('name', '')}: {meta.get('status')}, "
+                        f"{meta.get('rows', 0)} rows")
+    cols = ["method", "fraction"] + (["mode"] if show_mode else []) + (
+        ["threads"] if sweep_threads else []) + [
+        "seeds", "test accuracy", "vs dense", "MACs/sample", "MACs vs dense", "train s"] + (
+        ["samples/s", "speedup"] if sweep_threads else []) + [
+        "time vs dense", "energy J" + (" (est.)" if source == "estimated" else ""),
+        "energy vs dense", "energy source"]
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("method", "energy source") else "right",
+                         no_wrap=c in ("method", "test accuracy"))
+    for _, r in s.iterrows():
+        acc = _fmt(r["accuracy"], ".3f")
+        if not math.isnan(r["accuracy_sd"]):
+            acc += f"±{r['accuracy_sd']:.3f}"
+        cells = [str(r["method"]), _fmt(r["fraction"], "g")]
+        if show_mode:
+            cells.append(str(r["mode"]))
+        if sweep_threads:
+            cells.append(str(int(r["threads"])))
+        cells += [str(r["seeds"]), acc, _fmt(r["accuracy_gap"], "+.3f"),
+                  _fmt(r["macs_per_sample"], ",.0f"), _fmt(r["mac_share"], ".1%"),
+                  _fmt(r["train_s"], ".2f")]
+        if sweep_threads:
+            cells += [_fmt(r["samples_per_s"], ",.0f"), _fmt(r["speedup"], ".2f", "x")]
+        cells += [_fmt(r["time_share"], ".2f", "x"),
+                  _fmt(r["energy_j"], ".3g"), _fmt(r["energy_share"], ".2f", "x"),
+                  r["energy_source"]]
+        table.add_row(*cells)
+    console.print(table)
+    if not quiet:
+        console.print(
+            "test accuracy: after the last epoch (mean ± deviation over seeds); 'vs dense': "
+            "difference from dense. MACs: exact multiply-accumulates of training (forward, "
+            "choosing, hashing, re-hashing, backward), per training sample and as a share of "
+            "what dense layers of the same shapes perform. Times: wall clock of the training "
+            "passes, warm-up and the selection-quality measurement excluded; 'time vs dense' "
+            "divides by the dense cell's time at the same seed and threads.")
+        if sweep_threads:
+            console.print(
+                "samples/s: training samples per second of wall time; 'speedup': samples/s over "
+                "the same method's at the fewest threads. sync: the threads work inside each "
+                "kernel; hogwild: the threads are lock-free workers sharing the weights, each "
+                "kernel on one thread.")
+            from lshprof.experiment.scenario import available_cores
+
+            cores = available_cores()
+            over = sorted({int(t) for t in s["threads"] if int(t) > cores})
+            if over:
+                console.print(f"Note: {', '.join(map(str, over))} thread(s) exceed the {cores} "
+                              "cores available here; those cells share cores, so their "
+                              "speedup is not a measure of scaling.")
+        if source == "estimated":
+            console.print("Energy is ESTIMATED from a per-operation model (lshprof.measure.energy."
+                          "estimate), not measured: no readable RAPL counters here.")
+    console.print(f"results: {out}")

@@ -1,0 +1,71 @@
+"""Writing result files: check the folder first, then write atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lshprof.errors import ConfigError
+
+__all__ = ["check_json_target", "check_output_target", "write_text_atomic", "write_json_atomic", "write_results_json",
+           "json_default"]
+
+
+def check_json_target(path: str | None, option: str = "--json") -> None:
+    """Fail before any work when ``path``'s folder does not exist."""
+    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise ConfigError(f"{option}: folder of {path!r} does not exist; create it first")
+
+
+def check_output_target(path: str | os.PathLike, option: str) -> Path:
+    """Fail before any work when an output file cannot be written at ``path`` (given by
+    command-line ``option``): it names a folder, or its folder does not exist."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{option} {p} is a folder; give a file name")
+    if not p.parent.is_dir():
+        raise ConfigError(f"{option} {p}: folder {p.parent} does not exist; create it first")
+    return p
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to a hidden temporary file beside ``path``, flush it to disk and
+    rename it over ``path``: a reader never sees half a file, and a failed write
+    leaves the old file and no temporary behind."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON with :func:`write_text_atomic`."""
+    write_text_atomic(path, json.dumps(obj, indent=2, default=json_default) + "\n")
+
+
+def write_results_json(args, results: Any) -> None:
+    """A command's ``--json`` file: its arguments and its results."""
+    write_json_atomic(args.json, {"args": {k: v for k, v in vars(args).items() if k != "func"},
+                                  "results": results})
+
+
+def json_default(o):
+    """JSON for numpy scalars and arrays, sets and tuples (as lists)."""
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    raise TypeError(f"cannot write {type(o).__name__} as JSON")

@@ -1,0 +1,492 @@
+"""The ``powercap`` backend: lshprof's own reader of the Linux powercap RAPL counters.
+
+Zones
+-----
+The kernel's powercap class (``/sys/class/powercap``, or another root given with
+``--powercap-root`` / ``LSHPROF_POWERCAP_ROOT``) lists one entry per RAPL *zone*:
+``intel-rapl:N`` for a top-level zone and ``intel-rapl:N:M`` for a subzone of
+``intel-rapl:N`` (the subzone's directory is also found nested inside its
+parent's). Zones read through the processor's MMIO interface are called
+``intel-rapl-mmio:N``; ``amd-rapl:N`` is accepted too. The entries ``intel-rapl``
+and ``intel-rapl-mmio`` without a number are control types (they hold
+``enabled``), not zones. Each zone has a ``name`` file, which says what it
+measures:
+
+=================== ======== ==========================================================
+name                domain   what it covers
+=================== ======== ==========================================================
+``package-N``       package  the whole socket N (cores, caches, uncore, memory controller)
+``package-N-die-M`` package  one die of socket N, on parts that report per die
+``core``            core     the cores of the parent package (part of it)
+``uncore``          uncore   the integrated GPU / uncore of the parent package (part of it)
+``dram``            dram     the memory attached to a socket (outside the package)
+``psys``            psys     the whole platform (contains everything above)
+anything else       other
+=================== ======== ==========================================================
+
+What is added
+-------------
+A reading reports every zone (``zones``, by label such as ``package-0`` or
+``package-0/core``) and the sum per domain (``domains``). Its total
+``energy_j`` is the sum of the *package* zones (whole packages or their dies)
+and the *dram* zones only: ``core`` and ``uncore`` are already inside their
+package, and ``psys`` contains everything, so adding them would count the same
+joules twice. A machine with no package or dram zone but a ``psys`` zone
+reports ``psys`` as the total, and the reading's note says so.
+
+An ``intel-rapl-mmio`` zone with the same label as an ``intel-rapl`` zone (both
+``package-0``, say) reads the same counter a second way: it is dropped and
+:meth:`PowercapMeter.describe` lists it under ``skipped``. An MMIO zone with no
+such twin is kept. A zone with no ``energy_uj`` file at all (some ``psys``
+zones) is skipped the same way; an ``energy_uj`` that exists but cannot be read
+is an error, because silently leaving a zone out would make totals low.
+
+The wrap rule
+-------------
+``energy_uj`` counts microjoules from 0 up to the zone's
+``max_energy_range_uj`` and then starts again from 0. The energy between two
+reads ``e0`` and ``e1`` is taken as ``(e1 - e0) mod max_energy_range_uj``: exact
+when the counter wrapped at most once in between, and treating the range as
+the counter's modulus (the kernel reports the range rounded to whole
+microjoules, so a wrap may be off by at most the hardware's energy unit, well
+under a millijoule). A missing or zero ``max_energy_range_uj`` is an error.
+
+Polling
+-------
+One modular difference cannot see two wraps, and a package counter can wrap
+within a minute under load. So the meter keeps, per zone, a running
+wrap-corrected total (an exact integer of microjoules): :meth:`PowercapMeter.poll`
+reads every zone and adds the modular difference since the previous poll. A
+mark (:meth:`~PowercapMeter.mark`) polls and records those totals, so a
+reading is exact over any number of wraps as long as polls come more often
+than the counter wraps. A daemon thread, started by :meth:`~PowercapMeter.start`
+(or ``with meter:``), polls every ``poll_interval_s``: by default a quarter of
+the shortest zone's *time to wrap*, ``max_energy_range_uj / (max_power_w *
+1e6)`` seconds, clamped to [0.05 s, 60 s]. A zone's ``max_power_w`` is the
+largest non-zero ``constraint_*_max_power_uw`` it advertises, else
+:data:`DEFAULT_MAX_POWER_W` (1000 W): a deliberately pessimistic figure, since
+polling too often costs little and polling too rarely loses joules; the factor
+four leaves room for a zone that draws more than its advertised limit.
+
+When two consecutive polls are further apart than a zone's time to wrap (the
+thread was starved, or not running and marks are far apart), a wrap may have
+gone unseen. The meter records that gap, and every reading that spans it
+carries a note saying its figures may be low.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from lshprof.errors import ConfigError, EnergyUnavailable
+from lshprof.measure.energy.base import EnergyMeter, EnergyReading, Mark, Work, now_ns
+
+__all__ = ["DEFAULT_ROOT", "ENV_ROOT", "DEFAULT_MAX_POWER_W", "MIN_POLL_S", "MAX_POLL_S",
+           "Zone", "resolve_root", "discover_zones", "PowercapMeter"]
+
+#: Where Linux exposes the powercap class.
+DEFAULT_ROOT = "/sys/class/powercap"
+#: Environment variable naming another powercap root (e.g. a tree mounted elsewhere).
+ENV_ROOT = "LSHPROF_POWERCAP_ROOT"
+#: Assumed peak power of a zone that advertises no ``constraint_*_max_power_uw``.
+DEFAULT_MAX_POWER_W = 1000.0
+#: Bounds of the default poll interval, in seconds.
+MIN_POLL_S = 0.05
+MAX_POLL_S = 60.0
+
+#: Zone directory names: ``intel-rapl:0``, ``intel-rapl:0:1``, ``intel-rapl-mmio:0``, ``amd-rapl:0``.
+_ZONE_RE = re.compile(r"^(intel-rapl-mmio|intel-rapl|amd-rapl):(\d+(?::\d+)*)$")
+_PACKAGE_RE = re.compile(r"^package-(\d+)(?:-die-(\d+))?$")
+_PLAIN_DOMAINS = ("core", "uncore", "dram", "psys")
+#: Domains whose joules make up ``energy_j``.
+_COUNTED = ("package", "dram")
+_UDEV_RULE = 'ACTION=="add", SUBSYSTEM=="powercap", RUN+="/bin/chmod o+r /sys%p/energy_uj"'
+
+
+def _read_text(path: str) -> str:
+    """The content of one sysfs file. Every read of this module goes through here."""
+    with open(path, encoding="ascii", errors="replace") as f:
+        return f.read()
+
+
+def resolve_root(root: str | None) -> str:
+    """The powercap root to use: ``root``, else ``$LSHPROF_POWERCAP_ROOT``, else the default."""
+    if root:
+        return str(root)
+    return os.environ.get(ENV_ROOT) or DEFAULT_ROOT
+
+
+@dataclass(frozen=True)
+class Zone:
+    """One RAPL zone with an energy counter.
+
+    ``id`` is its directory name (``intel-rapl:0:1``), ``parent`` the parent's id
+    for a subzone (else None), ``socket`` the package number it belongs to (None
+    for ``psys`` and unknown names), ``label`` a name unique on this machine
+    (``package-0``, ``package-0/core``, ``package-1-die-0``, ``psys``), ``mmio``
+    whether it is read through MMIO, ``max_power_uw`` the largest non-zero
+    ``constraint_*_max_power_uw`` it advertises (None when it advertises none).
+    """
+
+    name: str
+    path: str
+    id: str
+    domain: str
+    socket: int | None
+    parent: str | None
+    max_energy_range_uj: int
+    label: str
+    mmio: bool
+    max_power_uw: int | None = None
+
+
+def _domain(name: str) -> str:
+    if _PACKAGE_RE.match(name):
+        return "package"
+    return name if name in _PLAIN_DOMAINS else "other"
+
+
+def _socket(name: str) -> int | None:
+    m = _PACKAGE_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def _sort_key(zone_id: str) -> tuple:
+    m = _ZONE_RE.match(zone_id)
+    kind, numbers = m.group(1), m.group(2)
+    return (kind == "intel-rapl-mmio", kind, tuple(int(n) for n in numbers.split(":")))
+
+
+def _parent_id(zone_id: str) -> str | None:
+    head, _, _ = zone_id.rpartition(":")
+    return head if _ZONE_RE.match(head) else None
+
+
+def _permission_error(path: str, root: str) -> EnergyUnavailable:
+    return EnergyUnavailable(
+        f"cannot read {path} (permission denied): since the CVE-2020-8694 fix RAPL energy_uj is readable by root "
+        f"only; run as root, or make it readable: sudo chmod o+r {root}/intel-rapl:*/energy_uj "
+        f"(lost on reboot), or add the udev rule {_UDEV_RULE}", "permission denied")
+
+
+def _read(path: str, root: str) -> str:
+    """:func:`_read_text` with OS errors turned into EnergyUnavailable naming the file."""
+    try:
+        return _read_text(path)
+    except PermissionError:
+        raise _permission_error(path, root) from None
+    except OSError as exc:
+        detail = exc.strerror or type(exc).__name__
+        raise EnergyUnavailable(f"cannot read {path}: {detail}", "failed") from None
+
+
+def _read_int(path: str, root: str) -> int:
+    text = _read(path, root)
+    try:
+        return int(text.strip())
+    except ValueError:
+        shown = text.strip()
+        shown = shown if len(shown) <= 40 else shown[:40] + "..."
+        raise EnergyUnavailable(f"cannot parse {path}: expected an integer, got {shown!r}",
+                                "failed") from None
+
+
+def _max_power_uw(zone_dir: str) -> int | None:
+    """The largest non-zero ``constraint_*_max_power_uw`` of a zone, or None.
+
+    These files are optional and some kernels fail to read them (ENODATA), so any
+    problem just means "not advertised"."""
+    best = 0
+    for path in sorted(glob.glob(os.path.join(glob.escape(zone_dir), "constraint_*_max_power_uw"))):
+        try:
+            best = max(best, int(_read_text(path).strip()))
+        except (OSError, ValueError):
+            continue
+    return best or None
+
+
+def _scan(root: str) -> dict[str, str]:
+    """Zone id -> directory, from the root's entries and the subzones nested in them."""
+    found: dict[str, str] = {}
+
+    def visit(folder: str, top: bool) -> None:
+        try:
+            entries = sorted(os.listdir(folder))
+        except PermissionError:
+            raise EnergyUnavailable(f"cannot list {folder}: permission denied",
+                                    "permission denied") from None
+        except OSError as exc:
+            if top:
+                raise EnergyUnavailable(f"cannot list {folder}: {exc.strerror or exc}",
+                                        "failed") from None
+            return
+        for entry in entries:
+            path = os.path.join(folder, entry)
+            if not _ZONE_RE.match(entry) or entry in found or not os.path.isdir(path):
+                continue
+            found[entry] = path
+            visit(path, False)
+
+    visit(root, True)
+    return found
+
+
+def discover_zones(root: str) -> tuple[list[Zone], list[str]]:
+    """The RAPL zones with energy counters under ``root``, and what was skipped and why.
+
+    Each zone is counted once, whether it is seen as an entry of the root (a
+    symlink, in real sysfs), nested in its parent, or both. Raises
+    :class:`~lshprof.errors.EnergyUnavailable` for a file that exists but cannot
+    be read or parsed (reason ``permission denied`` or ``failed``) and for a
+    missing or zero ``max_energy_range_uj`` (``failed``).
+    """
+    dirs = _scan(root)
+    names: dict[str, str] = {}
+    skipped: list[str] = []
+    for zone_id in sorted(dirs, key=_sort_key):
+        name_path = os.path.join(dirs[zone_id], "name")
+        if not os.path.exists(name_path):
+            skipped.append(f"{zone_id}: no name file, skipped")
+            continue
+        names[zone_id] = _read(name_path, root).strip()
+
+    def base_label(zone_id: str) -> str:
+        parent = _parent_id(zone_id)
+        if parent is None:
+            return names[zone_id]
+        return f"{names.get(parent, parent)}/{names[zone_id]}"
+
+    candidates = []
+    for zone_id in names:
+        if not os.path.exists(os.path.join(dirs[zone_id], "energy_uj")):
+            skipped.append(f"{zone_id} ({names[zone_id]}): no energy_uj file, skipped")
+            continue
+        candidates.append(zone_id)
+    msr_labels = {base_label(z): z for z in candidates if not z.startswith("intel-rapl-mmio:")}
+    kept = []
+    for zone_id in candidates:
+        label = base_label(zone_id)
+        twin = msr_labels.get(label)
+        if zone_id.startswith("intel-rapl-mmio:") and twin is not None:
+            skipped.append(f"{zone_id} ({label}): the same counter as {twin} read through MMIO, "
+                           f"counted once")
+            continue
+        kept.append(zone_id)
+
+    labels = {z: base_label(z) for z in kept}
+    counts: dict[str, int] = {}
+    for label in labels.values():
+        counts[label] = counts.get(label, 0) + 1
+    zones = []
+    for zone_id in kept:
+        path = dirs[zone_id]
+        name = names[zone_id]
+        parent = _parent_id(zone_id)
+        label = labels[zone_id]
+        if counts[label] > 1:
+            label = f"{label}@{zone_id}"
+        range_path = os.path.join(path, "max_energy_range_uj")
+        if not os.path.exists(range_path):
+            raise EnergyUnavailable(f"{range_path} is missing: without the counter's range a "
+                                    f"wrap cannot be corrected", "failed")
+        max_range = _read_int(range_path, root)
+        if max_range <= 0:
+            raise EnergyUnavailable(f"{range_path} is {max_range}: without the counter's range a "
+                                    f"wrap cannot be corrected", "failed")
+        socket = _socket(name)
+        if socket is None and parent is not None:
+            socket = _socket(names.get(parent, ""))
+        zones.append(Zone(name=name, path=path, id=zone_id, domain=_domain(name), socket=socket,
+                          parent=parent, max_energy_range_uj=max_range, label=label,
+                          mmio=zone_id.startswith("intel-rapl-mmio:"),
+                          max_power_uw=_max_power_uw(path)))
+    return zones, skipped
+
+
+class _Gap(NamedTuple):
+    """Two consecutive polls far enough apart for a counter to wrap unseen."""
+
+    t0_ns: int
+    t1_ns: int
+    labels: tuple[str, ...]
+
+
+class PowercapMeter(EnergyMeter):
+    """Measured energy from the powercap RAPL counters, corrected for wraparound.
+
+    ``root``: the powercap folder (see :func:`resolve_root`). ``max_power_w``: the
+    peak power assumed for every zone (default: per zone, its advertised maximum
+    or :data:`DEFAULT_MAX_POWER_W`). ``poll_interval_s``: seconds between
+    background polls (default: a quarter of the shortest time to wrap, clamped to
+    [:data:`MIN_POLL_S`, :data:`MAX_POLL_S`]). ``background=False``: :meth:`start`
+    runs no thread, and the caller polls.
+
+    The constructor reads every counter once and raises
+    :class:`~lshprof.errors.EnergyUnavailable` when it cannot measure (reason
+    ``not present``, ``no zones``, ``permission denied`` or ``failed``).
+    """
+
+    name = "powercap"
+    source = "measured"
+
+    def __init__(self, root: str | None = None, *, max_power_w: float | None = None,
+                 poll_interval_s: float | None = None, background: bool = True):
+        self.root = resolve_root(root)
+        if max_power_w is not None and not max_power_w > 0:
+            raise ConfigError(f"max_power_w must be > 0, got {max_power_w}")
+        if poll_interval_s is not None and not poll_interval_s > 0:
+            raise ConfigError(f"poll_interval_s must be > 0, got {poll_interval_s}")
+        if not os.path.isdir(self.root):
+            raise EnergyUnavailable(
+                f"no powercap tree at {self.root}: RAPL energy counters are not present (virtual "
+                f"machines, containers and CI runners usually have none); set --powercap-root or "
+                f"{ENV_ROOT} if it is mounted elsewhere",
+                "not present")
+        zones, skipped = discover_zones(self.root)
+        if not zones:
+            why = f" (skipped: {'; '.join(skipped)})" if skipped else ""
+            raise EnergyUnavailable(
+                f"no zones: the powercap tree at {self.root} has no RAPL zone with an energy "
+                f"counter{why}; is the intel_rapl driver loaded (sudo modprobe intel_rapl_msr)?",
+                "no zones")
+        self.zones: tuple[Zone, ...] = tuple(zones)
+        self.skipped: tuple[str, ...] = tuple(skipped)
+        #: peak power assumed per zone label, in watts
+        self.max_power_w: dict[str, float] = {
+            z.label: float(max_power_w) if max_power_w is not None
+            else (z.max_power_uw / 1e6 if z.max_power_uw else DEFAULT_MAX_POWER_W)
+            for z in self.zones}
+        #: seconds each zone's counter takes to wrap at its peak power
+        self.wrap_s: dict[str, float] = {
+            z.label: z.max_energy_range_uj / (self.max_power_w[z.label] * 1e6) for z in self.zones}
+        shortest = min(self.wrap_s.values())
+        #: seconds between background polls
+        self.poll_interval_s: float = (float(poll_interval_s) if poll_interval_s is not None
+                                       else min(max(shortest / 4, MIN_POLL_S), MAX_POLL_S))
+        self.background = bool(background)
+        #: number of :meth:`poll` calls so far (the constructor's first read not included)
+        self.polls = 0
+        #: the exception that stopped the background thread, if any
+        self.error: Exception | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._gaps: list[_Gap] = []
+        self._last_raw = self._read_all()
+        self._t0_ns = self._last_t_ns = now_ns()
+        self._totals = [0] * len(self.zones)
+
+    # -- counters -------------------------------------------------------------------------------
+    def _read_all(self) -> list[int]:
+        return [_read_int(os.path.join(z.path, "energy_uj"), self.root) for z in self.zones]
+
+    def poll(self) -> tuple[int, tuple[int, ...]]:
+        """Read every zone and add what it counted since the last poll (modulo its range).
+
+        Returns the time (monotonic ns) and the wrap-corrected totals in µJ, in
+        the order of :attr:`zones`. Thread-safe."""
+        with self._lock:
+            raw = self._read_all()
+            t = now_ns()
+            dt_s = (t - self._last_t_ns) / 1e9
+            for i, zone in enumerate(self.zones):
+                self._totals[i] += (raw[i] - self._last_raw[i]) % zone.max_energy_range_uj
+            at_risk = tuple(z.label for z in self.zones if dt_s > self.wrap_s[z.label])
+            if at_risk:
+                self._gaps.append(_Gap(self._last_t_ns, t, at_risk))
+            self._last_raw = raw
+            self._last_t_ns = t
+            self.polls += 1
+            return t, tuple(self._totals)
+
+    def mark(self) -> Mark:
+        t, totals = self.poll()
+        return Mark(t, totals)
+
+    def interval(self, start: Mark, end: Mark, work: Work | None = None) -> EnergyReading:
+        n = len(self.zones)
+        for m in (start, end):
+            if not isinstance(m.state, tuple) or len(m.state) != n:
+                raise ConfigError("a mark that is not from this powercap meter")
+        if end.t_ns < start.t_ns:
+            raise ConfigError("the interval's end mark was taken before its start mark")
+        wall_s = (end.t_ns - start.t_ns) / 1e9
+        deltas = [b - a for a, b in zip(start.state, end.state)]
+        zones = {z.label: d / 1e6 for z, d in zip(self.zones, deltas)}
+        by_domain: dict[str, int] = {}
+        for z, d in zip(self.zones, deltas):
+            by_domain[z.domain] = by_domain.get(z.domain, 0) + d
+        domains = {k: v / 1e6 for k, v in by_domain.items()}
+        notes = []
+        if any(k in by_domain for k in _COUNTED):
+            energy_j = sum(by_domain.get(k, 0) for k in _COUNTED) / 1e6
+        elif "psys" in by_domain:
+            energy_j = by_domain["psys"] / 1e6
+            notes.append("no package or dram zone: the total is psys, the whole platform")
+        else:
+            energy_j = sum(d for z, d in zip(self.zones, deltas) if z.parent is None) / 1e6
+            notes.append("no package, dram or psys zone: the total is the sum of the top-level "
+                         "zones (" + ", ".join(z.label for z in self.zones if z.parent is None) + ")")
+        with self._lock:
+            gaps = [g for g in self._gaps if g.t0_ns < end.t_ns and g.t1_ns > start.t_ns]
+        if gaps:
+            g = gaps[0]
+            a, b = (g.t0_ns - self._t0_ns) / 1e9, (g.t1_ns - self._t0_ns) / 1e9
+            fastest = min(g.labels, key=self.wrap_s.__getitem__)
+            more = f" and {len(gaps) - 1} more time(s)" if len(gaps) > 1 else ""
+            notes.append(f"counter may have wrapped unseen between polls at {a:.3f} s and "
+                         f"{b:.3f} s{more} (meter time; {', '.join(g.labels)}: {fastest} can wrap "
+                         f"in {self.wrap_s[fastest]:.3g} s at {self.max_power_w[fastest]:g} W); "
+                         f"figures may be low")
+        return EnergyReading("powercap", "measured", wall_s, energy_j, domains=domains,
+                             zones=zones, note="; ".join(notes))
+
+    # -- background polling ---------------------------------------------------------------------
+    def start(self) -> "PowercapMeter":
+        """Start the polling thread (unless ``background=False`` or it already runs)."""
+        if self.background and (self._thread is None or not self._thread.is_alive()):
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._run, args=(self._stop,),
+                                            name="lshprof-powercap-poll", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.poll_interval_s):
+            try:
+                self.poll()
+            except Exception as exc:  # the next mark() polls again and raises it to the caller
+                self.error = exc
+                return
+
+    def close(self) -> None:
+        """Stop the polling thread and wait for it; marks stay valid."""
+        thread, self._thread = self._thread, None
+        self._stop.set()
+        if thread is not None:
+            thread.join()
+
+    # -- description ----------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        labels = ", ".join(z.label for z in self.zones)
+        summary = (f"{len(self.zones)} zone{'s' if len(self.zones) != 1 else ''}: {labels}; "
+                   f"polled every {self.poll_interval_s:.3g} s")
+        if self.skipped:
+            summary += f"; {len(self.skipped)} skipped"
+        return {
+            "backend": self.name,
+            "source": self.source,
+            "root": self.root,
+            "zones": [{"label": z.label, "id": z.id, "name": z.name, "domain": z.domain,
+                       "max_energy_range_uj": z.max_energy_range_uj, "mmio": z.mmio}
+                      for z in self.zones],
+            "skipped": list(self.skipped),
+            "poll_interval_s": self.poll_interval_s,
+            "max_power_w": dict(self.max_power_w),
+            "summary": summary,
+        }
