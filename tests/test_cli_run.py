@@ -3,8 +3,10 @@ and what lands (or does not land) on disk."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 import tomllib
 
@@ -235,55 +237,57 @@ def test_output_folder_that_is_not_a_run_is_refused(lshprof_cmd, cli_env, tmp_pa
 def test_resume_skips_finished_cells_and_redoes_a_cut_one(lshprof_cmd, cli_env, tmp_path,
                                                           monkeypatch):
     """Ctrl-C in the middle of the third cell's second epoch (in process, so it lands at an
-    exact point), then the resume command in a subprocess."""
+    exact point), then the resume command in a subprocess. A cell is stored whole or not at
+    all: the cut one leaves nothing behind and runs again."""
+    import lshprof.experiment.execute as execute
     from lshprof.cli import app as cli
-    from lshprof.experiment.runner import Runner
 
     out = tmp_path / "r"
-    original = Runner.run_cell
+    original = execute.run_cell
     started = []
 
-    def cut(self, label, *a, on_batch=None, **k):
-        started.append(label)
+    def cut(cell, *, on_batch=None, **k):
+        started.append(cell.id)
+        epochs_done = [0]
 
         def hook(done, total):
-            epochs_done = len([r for r in self.rows if r["method"] == label])
-            if len(started) == 3 and epochs_done == 1 and done >= total // 2:
+            if len(started) == 3 and epochs_done[0] == 1 and done >= total // 2:
                 raise KeyboardInterrupt
+            epochs_done[0] += done >= total
             on_batch(done, total)
-        return original(self, label, *a, on_batch=hook, **k)
+        return original(cell, on_batch=hook, **k)
 
-    monkeypatch.setattr(Runner, "run_cell", cut)
+    monkeypatch.setattr(execute, "run_cell", cut)
     rc = cli.main(["run", "ci", "-o", str(out), "--seeds", "0", "--epochs", "2"])
     monkeypatch.undo()
-    assert rc == 130
+    assert rc == 130 and len(started) == 3
     meta = read_run(out)
     assert meta["status"] == "interrupted"
     df = load_results(out)
     cells = [c for c in load_scenario("ci").cells() if c.seed == 0]  # the run has --seeds 0
-    assert cells_of(df) == {cells[0].id: 2, cells[1].id: 2, cells[2].id: 1}
+    assert cells_of(df) == {cells[0].id: 2, cells[1].id: 2}
 
     r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out), "--seeds", "0",
             "--epochs", "2")
     assert r.returncode == 0, r.stderr
     assert "2 of 6 cells already finished" in r.stderr
-    assert "dropped 1 row" in r.stderr
     meta = read_run(out)
-    assert meta["status"] == "complete" and meta["rows"] == 12
+    assert meta["status"] == "complete" and meta["cells"] == 6
     df2 = load_results(out)
     assert cells_of(df2) == {c.id: 2 for c in cells}
+    assert list(dict.fromkeys(df2["cell"])) == [c.id for c in cells]  # the sweep's order
     # the finished cells' rows are the very rows written before the interruption
     first = df[df["cell"] == cells[0].id].reset_index(drop=True)
     again = df2[df2["cell"] == cells[0].id].reset_index(drop=True)
     assert first["wall_elapsed_s"].tolist() == again["wall_elapsed_s"].tolist()
-    assert meta["resumes"][-1] == {"skipped_cells": 2, "dropped_rows": 1}
+    assert meta["resumes"][-1] == {"skipped_cells": 2}
     assert len(meta["resumed_at"]) == 1
 
     # a third time: nothing to do
     r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out), "--seeds", "0",
             "--epochs", "2")
     assert r.returncode == 0 and "nothing to run" in r.stderr
-    assert read_run(out)["rows"] == 12
+    assert read_run(out)["cells"] == 6
 
 
 def test_ctrl_c_keeps_rows_and_prints_the_resume_command(lshprof_cmd, cli_env, tmp_path):
@@ -380,16 +384,29 @@ def test_builtin_scenarios_work_outside_the_repository(lshprof_cmd, cli_env, tmp
     assert "ci: ok" in r.stdout
 
 
-def test_packaging_lists_every_subpackage(root):
-    """pyproject names the packages one by one (scenarios/ is mapped into the package), so
-    a new subpackage must be added there or it would be missing from installs."""
-    conf = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
-    found = {"lshprof." + str(p.parent.relative_to(root / "lshprof")).replace(os.sep, ".")
-             for p in (root / "lshprof").rglob("__init__.py")}
-    found = {"lshprof" if f == "lshprof.." or f == "lshprof." else f for f in found}
-    assert set(conf["packages"]) == found | {"lshprof.scenarios"}
-    assert conf["package-dir"]["lshprof.scenarios"] == "scenarios"
-    assert "*.toml" in conf["package-data"]["lshprof.scenarios"]
+def test_the_wheel_holds_every_subpackage_and_the_scenarios(root, tmp_path):
+    """pyproject finds the packages itself: a wheel built from the tree holds every folder
+    of lshprof/ that has an __init__.py, and the built-in scenarios."""
+    import zipfile
+
+    # a copy of the tree, so the build leaves nothing in the checkout
+    src = tmp_path / "src"
+    shutil.copytree(root, src, symlinks=True,
+                    ignore=shutil.ignore_patterns(".git", ".venv", "runs", "__pycache__",
+                                                  "*.egg-info", "build", "reports"))
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                        "-q", "-w", str(tmp_path / "dist"), str(src)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (wheel,) = (tmp_path / "dist").glob("lshprof-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    packages = {str(p.parent.relative_to(root)) for p in (root / "lshprof").rglob("__init__.py")
+                if "__pycache__" not in p.parts}
+    assert len(packages) >= 11
+    missing = sorted(p for p in packages if f"{p}/__init__.py" not in names)
+    assert not missing, f"subpackages missing from the wheel: {missing}"
+    scenarios = {p.name for p in (root / "lshprof" / "scenarios").glob("*.toml")}
+    assert scenarios and all(f"lshprof/scenarios/{s}" in names for s in scenarios)
 
 
 def test_user_data_paths_are_relative_to_the_scenario_file(lshprof_cmd, cli_env, tmp_path):

@@ -233,16 +233,120 @@ def test_views_share_weights_and_state_but_not_gradients(data):
     ov.steps += 1
     assert opt.steps == 2 == ov.steps
 
+# -- what views share and own: the classes' declarations ---------------------------------------------
+DECLARED_PARAMS = {"dense": {}, "dropout": {"p": 0.5}, "adaptive_dropout": {},
+                   "wta": {"fraction": 0.25}, "topk": {"fraction": 0.25},
+                   "lsh": {**LSH, "quality": True, "shortfall": "pad", "rehash_every": 1}}
+
+
+def declared(cls):
+    names = (cls.HOGWILD_SHARED + cls.HOGWILD_THROUGH + cls.HOGWILD_COUNTERS
+             + cls.HOGWILD_PRIVATE + cls.HOGWILD_PRIVATE_RNGS)
+    assert len(set(names)) == len(names), f"{cls.__name__} declares a name twice"
+    return set(names)
+
+
+@pytest.mark.parametrize("mode", ["sync", "hogwild"])
+@pytest.mark.parametrize("method", list(DECLARED_PARAMS))
+def test_every_attribute_is_declared_shared_or_private(data, method, mode):
+    """After training steps, a layer's (and the optimizer's) attributes are exactly the
+    names its class declares shared or private: a new attribute must be declared."""
+    from lshprof.measure.timing import NULL_CLOCK
+    from lshprof.nn.hogwild import check_declared
+    from lshprof.nn.step import train_step
+
+    p = DECLARED_PARAMS[method]
+    model = MLP.build(16, [12], 4, method=method, params=p, output_method=method,
+                      output_params=p, seed=0)
+    X, y = data.X_train[:48], data.y_train[:48]
+    train(model, X, y, epochs=1, batch_size=8, optimizer="adam", mode=mode, threads=2,
+          X_eval=data.X_test[:16], y_eval=data.y_test[:16])
+    opt = make_optimizer("adam", model.layers)
+    train_step(model, opt, NULL_CLOCK, X[:8], y[:8], sparse_out=True)  # on the layers too
+    for layer in model.layers:
+        cls = type(layer)
+        assert set(vars(layer)) == declared(cls), cls.__name__
+        assert set(layer.fresh_private_state()) == set(cls.HOGWILD_PRIVATE)
+        assert set(cls.HOGWILD_MARKS) <= set(cls.HOGWILD_PRIVATE)
+        check_declared(layer)
+    assert set(vars(opt)) == declared(type(opt))
+    check_declared(opt)
+
+
+@pytest.mark.parametrize("method", list(DECLARED_PARAMS))
+def test_views_never_reassign_what_they_share_as_the_same_objects(data, method):
+    """HOGWILD_SHARED attributes are copied into a view as references: after an epoch of
+    two workers each view still holds the layer's own objects (a re-assigned one would
+    have to be HOGWILD_THROUGH), and THROUGH ones are the layer's."""
+    from lshprof.nn.hogwild import HogwildTrainer
+
+    p = DECLARED_PARAMS[method]
+    model = MLP.build(16, [12], 4, method=method, params=p, output_method=method,
+                      output_params=p, seed=0)
+    opt = make_optimizer("adagrad", model.layers)
+    trainer = HogwildTrainer(model, opt, 2, batch_size=4)
+    trainer.run_epoch(np.arange(64), data.X_train, data.y_train, sparse_out=method != "dense")
+    for net, vopt in zip(trainer.nets, trainer.opts):
+        for layer, view in zip(model.layers, net.layers):
+            for n in type(layer).HOGWILD_SHARED:
+                assert view.__dict__[n] is vars(layer)[n], (method, n)
+            for n in type(layer).HOGWILD_THROUGH:
+                assert n not in view.__dict__ and getattr(view, n) is getattr(layer, n)
+        for n in type(opt).HOGWILD_SHARED:
+            assert vopt.__dict__[n] is vars(opt)[n], n
+    assert opt.steps == 2 * (32 // 4)
+
+
+def test_an_undeclared_attribute_is_refused(data):
+    model = MLP.build(16, [8], 4, method="lsh", params=LSH, seed=0)
+    layer = model.layers[0]
+    layer.extra_state = np.zeros(3)
+    with pytest.raises(TypeError, match="extra_state.*HOGWILD_SHARED"):
+        layer_view(layer)
+    opt = make_optimizer("sgd", model.layers)
+    opt.extra = 1
+    with pytest.raises(TypeError, match="'extra'"):
+        optimizer_view(opt, model.layers, lock=__import__("threading").Lock())
+
+
+def test_hogwild_names_no_layer_internals():
+    """hogwild.py reads the declarations only: no attribute of a particular method in its
+    code (docstrings aside)."""
+    import ast
+    import inspect
+
+    import lshprof.nn.hogwild as hw
+
+    tree = ast.parse(inspect.getsource(hw))
+    words = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Module)) and node.body and \
+                isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant):
+            node.body = node.body[1:]  # drop the docstring
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            words.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            words.add(node.attr)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            words.update(node.value.replace(".", " ").replace("`", " ").split())
+    lsh_only = {"tables", "hashes", "_dirty", "_stats", "_M", "rehash_count", "rows_rehashed",
+                "_quality_rng", "rebuild", "LSH", "SHARED_ATTRS", "PRIVATE_RNGS", "MLP"}
+    assert not words & lsh_only, sorted(words & lsh_only)
+
+
 
 # -- runner rows and the scenario through the CLI -------------------------------------------------
 def test_rows_have_samples_per_s_in_both_modes(data):
     from lshprof.experiment.runner import Runner
+    from lshprof.experiment.sweep import Cell, NetworkSpec, TrainingSpec
 
+    net, tr = NetworkSpec((16,)), TrainingSpec(1, 32)
     with Runner(None, energy="none") as runner:
-        _, sync = runner.run_cell("dense", "dense", {}, data, hidden=[16], epochs=1,
-                                  batch_size=32, threads=1)
-        _, hw = runner.run_cell("dense", "dense", {}, data, hidden=[16], epochs=1,
-                                batch_size=32, threads=2, mode="hogwild")
+        sync = runner.run(Cell("dense", "dense", threads=1, network=net, training=tr),
+                          data=data).rows
+        hw = runner.run(Cell("dense", "dense", threads=2, mode="hogwild", network=net,
+                             training=tr), data=data).rows
     for row in sync + hw:
         assert row["samples_per_s"] > 0
         assert row["samples_per_s"] == pytest.approx(row["n_train"] / row["wall_elapsed_s"])

@@ -13,7 +13,8 @@ import pytest
 from lshprof import kernels as K
 from lshprof.measure.threads import limit_threads
 from lshprof.nn.active import ActiveSet
-from lshprof.nn.layers import _gemm_accumulate, make_layer
+from lshprof.nn.layers import make_layer
+from lshprof.nn.layers.base import _gemm_accumulate
 from lshprof.nn.optim import make_optimizer
 
 

@@ -429,7 +429,7 @@ def test_probe_codes_properties():
 def test_hash_codes_equal_codes_of_digits_with_the_same_cost(family, monkeypatch):
     """The block-wise path for tables (no alternatives or margins) gives the same codes
     and costs, also across block boundaries."""
-    import lshprof.nn.lsh as lsh_mod
+    import lshprof.nn.lsh.families as lsh_mod
     monkeypatch.setattr(lsh_mod, "PROJECT_CHUNK", 7)
     rng = np.random.default_rng(18)
     hf = HashFunctions(family, 3, 5, 24, np.random.default_rng(19), bin_size=4)
@@ -711,3 +711,84 @@ def test_reservoir_keeps_a_uniform_subset():
     se = math.sqrt(p * (1 - p) / (trials * cap))
     # (drawing without replacement only narrows the spread: the binomial bound is loose)
     assert abs(np.mean(share_new) - p) < N_SE * se
+
+
+# -- 5. the registries: one entry per family and per transform ----------------------------------
+def test_family_and_transform_registries_follow_the_shared_names():
+    from lshprof.names import FAMILIES, TRANSFORMS
+    from lshprof.nn.lsh import FAMILY_PARAMS, FAMILY_REGISTRY, TRANSFORM_REGISTRY, extra_dims
+    from lshprof.nn.lsh.layer import LSH
+
+    assert tuple(FAMILY_REGISTRY) == FAMILIES and tuple(TRANSFORM_REGISTRY) == TRANSFORMS
+    for name, fam in FAMILY_REGISTRY.items():
+        assert fam.name == name and set(fam.PARAMS) <= set(FAMILY_PARAMS)
+        hf = HashFunctions(name, 3, 4, 10, np.random.default_rng(0))
+        assert fam.ARRAYS and all(isinstance(getattr(hf, a), np.ndarray) for a in fam.ARRAYS)
+        assert hf.nbytes == sum(getattr(hf, a).nbytes for a in fam.ARRAYS)
+        assert hf.digit_bits == fam.digit_bits(FAMILY_PARAMS)
+    assert {k: LSH.PARAMS[k] for k in FAMILY_PARAMS} == FAMILY_PARAMS  # the layer takes them
+    for name, tr in TRANSFORM_REGISTRY.items():
+        assert tr.name == name and extra_dims(name) == tr.EXTRA
+    assert [extra_dims(t) for t in TRANSFORMS] == [0, 2, 3]
+
+
+@pytest.mark.parametrize("module, names", [("lshprof.nn.lsh.families", "FAMILIES"),
+                                           ("lshprof.nn.lsh.transforms", "TRANSFORMS"),
+                                           ("lshprof.nn.lsh.tables", "POLICIES"),
+                                           ("lshprof.nn.optim", "OPTIMIZERS"),
+                                           ("lshprof.nn.layers.base", "ACTIVATIONS")])
+def test_a_registry_that_differs_from_the_names_refuses_to_load(module, names, monkeypatch):
+    """Each registry is checked against lshprof.names when its module loads."""
+    import importlib
+    import importlib.util
+
+    import lshprof.names
+
+    monkeypatch.setattr(lshprof.names, names, getattr(lshprof.names, names) + ("new",))
+    spec = importlib.util.find_spec(module)
+    copy = importlib.util.module_from_spec(spec)  # a copy, not put in sys.modules
+    with pytest.raises(ImportError, match=f"lshprof.names.{names}"):
+        spec.loader.exec_module(copy)
+
+
+def test_a_family_is_one_registry_entry(monkeypatch):
+    """A new family is one Family subclass in the registry: HashFunctions draws it, hashes
+    dense and CSR rows with it, packs its codes and counts its cost, with no other change."""
+    from lshprof.nn.lsh import FAMILY_REGISTRY, Family
+
+    class FirstSigns(Family):  # digit f: the sign of coordinate f mod dim
+        name = "first_signs"
+        ARRAYS = ("coords",)
+
+        def draw(self, n_fn, dim, rng, params, dtype):
+            return {"coords": np.arange(n_fn) % dim}
+
+        def fill(self, hf, dense, csr, digits, alts, margins):
+            X = dense if dense is not None else csr_dense(csr, hf.dim)
+            v = X[:, hf.coords]
+            digits[:] = v > 0
+            alts[:] = 1 - digits
+            margins[:] = np.abs(v)
+            return 0
+
+        def cost(self, hf, n_vectors, dense, csr, compares):
+            return HashCost(compares=n_vectors * hf.n_fn)
+
+    def csr_dense(csr, dim):
+        ip, ix, vals = csr
+        out = np.zeros((ip.size - 1, dim), dtype=vals.dtype)
+        for r in range(ip.size - 1):
+            out[r, ix[ip[r]:ip[r + 1]]] = vals[ip[r]:ip[r + 1]]
+        return out
+
+    monkeypatch.setitem(FAMILY_REGISTRY, "first_signs", FirstSigns())
+    hf = HashFunctions("first_signs", 2, 3, 5, np.random.default_rng(0))
+    X = np.array([[1, -1, 1, -1, 1], [-1, -1, -1, 1, 1]], dtype=np.float32)
+    d, _, _, cost = hf.digits(dense=X)
+    assert d.tolist() == [[1, 0, 1, 0, 1, 1], [0, 0, 0, 1, 1, 0]] and cost.compares == 12
+    codes, cost2 = hf.hash_codes(dense=X)
+    np.testing.assert_array_equal(codes, hf.codes(d))
+    assert cost2 == cost and hf.nbytes == hf.coords.nbytes
+    mask = X != 0
+    csr = (np.array([0, 5, 10]), np.tile(np.arange(5, dtype=np.int32), 2), X[mask])
+    np.testing.assert_array_equal(hf.hash_codes(csr=csr)[0], codes)

@@ -17,6 +17,7 @@ from lshprof.errors import ConfigError, ResultsError
 from lshprof.measure.macs import MacCounts
 from lshprof.experiment.results import load_results, read_run
 from lshprof.experiment.runner import Runner
+from lshprof.experiment.sweep import Cell, NetworkSpec, TrainingSpec
 
 HIDDEN = [32]
 FRACTION = 0.25  # active_budget(0.25, 32) = 8 < 32: LSH really selects
@@ -36,12 +37,20 @@ def data():
     return gaussian_clusters(200, 50, n_features=16, seed=3)
 
 
+def cell(label, method, params=None, fraction=None, *, epochs=2, seed=0, hidden=HIDDEN,
+         batch_size=32, **kw):
+    """A cell of the runner's tests: ``hidden`` widths, ``epochs`` of batch ``batch_size``."""
+    return Cell(label, method, dict(params or {}), fraction, seed=seed,
+                network=NetworkSpec(tuple(hidden)),
+                training=TrainingSpec(epochs, batch_size), **kw)
+
+
 def run_all(folder, data, *, seed=7, epochs=2, cells=CELLS, **kw):
     kw.setdefault("energy", "estimate")
     with Runner(folder, scenario={"name": "t"}, **kw) as runner:
         for label, method, params, fraction in cells:
-            runner.run_cell(label, method, params, data, hidden=HIDDEN, epochs=epochs,
-                            batch_size=32, seed=seed, fraction=fraction)
+            runner.run(cell(label, method, params, fraction, epochs=epochs, seed=seed,
+                            threads=runner.threads), data=data)
     return runner
 
 
@@ -176,13 +185,14 @@ def test_jit_without_warmup_lands_in_jit_not_phases(tmp_path, root):
         import json, sys
         from lshprof.data import gaussian_clusters
         from lshprof.experiment.runner import Runner
+        from lshprof.experiment.sweep import Cell, MeasureSpec, NetworkSpec, TrainingSpec
         d = gaussian_clusters(200, 50, n_features=16, seed=3)
         out = {}
+        net, tr = NetworkSpec((32,)), TrainingSpec(2, 32)
         with Runner(None, energy="none") as r:
-            _, out["dense"] = r.run_cell("dense", "dense", {}, d, hidden=[32], epochs=2,
-                                         batch_size=32)
-            _, out["lsh"] = r.run_cell("lsh", "lsh", {"fraction": 0.25}, d, hidden=[32],
-                                       epochs=2, batch_size=32, warmup=False)
+            out["dense"] = r.run(Cell("dense", "dense", network=net, training=tr), data=d).rows
+            out["lsh"] = r.run(Cell("lsh", "lsh", {"fraction": 0.25}, network=net, training=tr,
+                                    measure=MeasureSpec(warmup=False)), data=d).rows
         json.dump(out, sys.stdout)
     """)
     env = dict(os.environ)
@@ -358,7 +368,7 @@ def test_ctrl_c_after_one_cell(tmp_path, data):
     folder = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         with Runner(folder, scenario={"name": "t"}, energy="estimate") as runner:
-            runner.run_cell("dense", "dense", {}, data, hidden=HIDDEN, epochs=2, batch_size=32)
+            runner.run(cell("dense", "dense"), data=data)
             raise KeyboardInterrupt
     run = read_run(folder)
     assert run["status"] == "interrupted" and run["complete"] is False and run["rows"] == 2
@@ -372,9 +382,8 @@ def test_error_in_a_cell_marks_the_run_failed(tmp_path, data):
     folder = tmp_path / "run"
     with pytest.raises(ConfigError):
         with Runner(folder, energy="estimate") as runner:
-            runner.run_cell("dense", "dense", {}, data, hidden=HIDDEN, epochs=1, batch_size=32)
-            runner.run_cell("bad", "nosuchmethod", {}, data, hidden=HIDDEN, epochs=1,
-                            batch_size=32)
+            runner.run(cell("dense", "dense", epochs=1), data=data)
+            runner.run(cell("bad", "nosuchmethod", epochs=1), data=data)
     run = read_run(folder)
     assert run["status"] == "failed" and "nosuchmethod" in run["error"]
     assert len(load_results(folder)) == 1
@@ -410,7 +419,7 @@ def test_bad_idle_seconds(tmp_path, idle_s):
 def test_no_output_folder_measures_without_writing(tmp_path, data, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with Runner(None, energy="estimate") as runner:
-        _, rows = runner.run_cell("topk", "topk", {"fraction": FRACTION}, data, hidden=HIDDEN,
-                                  epochs=1, batch_size=32, fraction=FRACTION)
+        rows = runner.run(cell("topk", "topk", {"fraction": FRACTION}, FRACTION, epochs=1),
+                          data=data).rows
     assert runner.writer is None and len(rows) == 1 and rows[0]["energy_j"] > 0
     assert list(tmp_path.iterdir()) == []

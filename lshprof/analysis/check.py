@@ -57,6 +57,7 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt,
 from lshprof.errors import ConfigError, ResultsError
 from lshprof.experiment.results import utc_now
 from lshprof.experiment.scenario import CheckTable
+from lshprof.experiment.sweep import SUMMARY_KEYS
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "DEFAULTS", "Finding", "CheckResult", "load_profile",
            "make_baseline", "write_baseline", "compare", "render_markdown", "render_junit",
@@ -101,6 +102,7 @@ class CellProfile(_Strict):
     fraction: float | None
     seed: NonNegativeInt
     threads: PositiveInt
+    mode: str = "sync"
     epochs: PositiveInt
     accuracy: float = Field(ge=0.0, le=1.0)
     counts: dict[str, NonNegativeInt]
@@ -111,6 +113,12 @@ class CellProfile(_Strict):
     reference_s: float | None = Field(None, gt=0.0)
     cpu_s: list[float] | None = None
     reference_cpu_s: float | None = Field(None, gt=0.0)
+
+    @property
+    def key(self) -> dict[str, Any]:
+        """The cell's value of every sweep dimension (:data:`lshprof.experiment.sweep.CELL_KEYS`)."""
+        return {"method": self.label, "fraction": self.fraction, "seed": self.seed,
+                "threads": self.threads, "mode": self.mode}
 
     def series(self, metric: str, clock: str) -> list[float] | None:
         """Per-epoch values of ``metric`` (time on ``clock``, or energy)."""
@@ -273,6 +281,7 @@ def _run_profile(folder: Path) -> Profile:
             "label": str(last["method"]), "kind": cell_kind(last),
             "fraction": None if pd.isna(fraction) else float(fraction),
             "seed": int(last["seed"]), "threads": int(last.get("threads") or 1),
+            "mode": str(last.get("mode") or "sync") if isinstance(last.get("mode"), str) else "sync",
             "epochs": int(len(g)), "accuracy": float(last["eval_accuracy"]),
             "counts": {c: int(round(float(pd.to_numeric(g[c], errors="coerce").fillna(0).sum())))
                        for c in count_cols},
@@ -631,11 +640,13 @@ def compare(current: Profile, baseline: Profile,
             raise ConfigError(f"cell {key}: {bc.epochs} epochs in the baseline, {cc.epochs} in "
                               "the current run; compare runs of the same settings")
         findings += _work_findings(bc, cc, th["macs_tolerance"])
-        groups.setdefault((cc.label, cc.fraction, cc.threads), []).append(key)
+        groups.setdefault(tuple(cc.key[k] for k in SUMMARY_KEYS), []).append(key)
 
     measured = (baseline.model.energy_source == "measured"
                 and current.model.energy_source == "measured")
-    for (label, fraction, threads), keys in groups.items():
+    for group, keys in groups.items():
+        first = ccells[keys[0]]
+        label, fraction, threads = first.label, first.fraction, first.threads
         base = dict(label=label, fraction=fraction, threads=threads, seed=None)
         kind = ccells[keys[0]].kind
         acc_b = sum(bcells[k].accuracy for k in keys) / len(keys)

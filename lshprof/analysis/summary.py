@@ -31,9 +31,28 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["cell_table", "cell_kind", "summarize", "finite", "at_fewest_threads"]
+from lshprof.experiment.sweep import CELL_KEYS, DIMENSIONS, REFERENCE_KEYS, SUMMARY_KEYS
 
-CELL_KEYS = ["method", "fraction", "seed", "threads"]
+__all__ = ["cell_table", "cell_kind", "summarize", "finite", "at_fewest_threads", "sweep_keys"]
+
+
+
+def sweep_keys(df, keys) -> list[str]:
+    """The sweep keys (:mod:`lshprof.experiment.sweep`) among ``keys`` that ``df`` has, with the
+    run first when it has a ``run`` column; a key's missing values become its default
+    (rows of runs made before a dimension existed) in place."""
+    out = ["run"] if "run" in df.columns else []
+    for d in DIMENSIONS:
+        if d.name not in keys:
+            continue
+        if d.name not in df.columns:
+            if d.default is None:
+                continue
+            df[d.name] = d.default
+        elif d.default is not None:
+            df[d.name] = df[d.name].where(df[d.name].notna(), d.default)
+        out.append(d.name)
+    return out
 
 
 def finite(x) -> bool:
@@ -60,11 +79,6 @@ def cell_kind(row) -> str:
     return str(value) if isinstance(value, str) and value else str(row["method"])
 
 
-def _mode(row) -> str:
-    value = row.get("mode")
-    return str(value) if isinstance(value, str) and value else "sync"
-
-
 def _num(df, col):
     import pandas as pd
 
@@ -79,7 +93,7 @@ def cell_table(df):
         return pd.DataFrame()
     df = df.copy()
     df["fraction"] = _num(df, "fraction")
-    keys = ["run"] + CELL_KEYS if "run" in df.columns else CELL_KEYS
+    keys = sweep_keys(df, CELL_KEYS)
     rows = []
     for key, g in df.groupby(keys, dropna=False, sort=False):
         g = g.sort_values("epoch")
@@ -102,7 +116,6 @@ def cell_table(df):
             samples=n_seen,
             energy_j=float(energy.sum()) if len(energy) and energy.notna().all() else math.nan,
             energy_source=str(last.get("energy_source", "none") or "none"),
-            mode=_mode(last),
         )
         row["mac_share"] = (row["macs"] / row["macs_dense_equivalent"]
                             if row["macs_dense_equivalent"] else math.nan)
@@ -110,8 +123,9 @@ def cell_table(df):
                                 if finite(row["train_s"]) and row["train_s"] > 0 else math.nan)
         rows.append(row)
     cells = pd.DataFrame(rows)
-    # relative to the dense cell at the same seed and threads (and run)
-    ref_keys = [k for k in keys if k not in ("method", "fraction")]
+    # relative to the dense cell at the same seed and threads (and run): the keys a method's
+    # table does not set
+    ref_keys = [k for k in keys if k == "run" or k in REFERENCE_KEYS]
     dense = cells.loc[cells["kind"] == "dense"]
     dense = dense.iloc[(dense["method"] != "dense").argsort(kind="stable")]  # label dense first
     dense = dense[ref_keys + ["train_s", "energy_j", "accuracy"]]
@@ -133,7 +147,8 @@ def summarize(df, cells=None):
     cells = cell_table(df) if cells is None else cells
     if cells.empty:
         return cells
-    keys = (["run"] if "run" in cells.columns else []) + ["method", "fraction", "threads"]
+    cells = cells.copy()
+    keys = sweep_keys(cells, SUMMARY_KEYS)
     order = {m: i for i, m in enumerate(dict.fromkeys(cells["method"]))}
     runs = {r: i for i, r in enumerate(dict.fromkeys(cells["run"]))} if "run" in keys else {}
     cells = cells.assign(time_per_sample_s=cells["train_s"] / cells["samples"].where(
@@ -144,7 +159,6 @@ def summarize(df, cells=None):
     for key, g in cells.groupby(keys, dropna=False, sort=False):
         row = dict(zip(keys, key))
         row["kind"] = str(g["kind"].iloc[0])
-        row["mode"] = str(g["mode"].iloc[0]) if "mode" in g.columns else "sync"
         row["seeds"] = int(g["seed"].nunique())
         for col in ("accuracy", "accuracy_gap", "mac_share", "time_share", "energy_share",
                     "train_s", "energy_j", "macs", "samples", "time_per_sample_s",

@@ -7,7 +7,7 @@ One benchmark per (shape, method, phase), named ``"{shape}/{method}/{phase}"``:
 ``backward``  ``layer.backward(grad, input_grad=True)`` alone; each timed call is
               preceded by an untimed ``zero_grad`` and ``forward`` (backward needs
               the forward's cache), so the time function reads the clock itself.
-``select``    ``layer._choose(x, True)``: the choice alone (hashing and querying the
+``select``    ``layer.choose(x, True)``: the choice alone (hashing and querying the
               tables for lsh; the full pre-activation and the choice for
               adaptive_dropout, wta and topk). Dense and dropout choose without
               multiplying, so they have no such benchmark.
@@ -203,7 +203,7 @@ def prepare(spec: BenchSpec, opts: BenchOptions) -> tuple[Callable[[int], float]
 
     from lshprof.nn.layers import make_layer
     from lshprof.measure.macs import PHASES as MAC_PHASES
-    from lshprof.experiment.scenario import sweep_params
+    from lshprof.experiment.sweep import sweep_params
 
     shape = SHAPES[spec.shape]
     params = sweep_params(spec.method, opts.fraction)
@@ -246,13 +246,13 @@ def prepare(spec: BenchSpec, opts: BenchOptions) -> tuple[Callable[[int], float]
             def call():
                 return layer.forward(x, train=True)
         elif spec.phase == "select":
-            xin = layer._check_input(x)
+            xin = layer.prepare_input(x)
 
             def call():
-                return layer._choose(xin, True)
+                return layer.choose(xin, True)
         elif spec.phase == "rehash":
             def call():
-                return layer._rehash(rows)
+                return layer.rehash(rows)
         else:  # rebuild
             call = layer.rebuild
         layer.macs.reset()

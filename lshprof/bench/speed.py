@@ -166,11 +166,11 @@ def run_case(c: Case, seed: int, repeats: int, budget_s: float) -> dict:
             if _now() - start > budget_s:
                 break
         # selection alone (hash + query + choose), timed between steps on the same inputs
-        xin = [lsh.layer._check_input(x) for x in lsh.xs]
+        xin = [lsh.layer.prepare_input(x) for x in lsh.xs]
         sel = []
         for x in xin:
             t0 = _now()
-            lsh.layer._choose(x, True)
+            lsh.layer.choose(x, True)
             sel.append(_now() - t0)
     d, s = median(td), median(tl)
     speed = d / s
@@ -260,7 +260,7 @@ out = layer.forward(x, train=True)
 layer.backward(out.with_values(np.full(out.nnz, 1e-3, dtype=np.float32)))
 opt.step(); layer.after_step()
 parts = layer.memory_bytes()
-parts["optimizer_state"] = int(sum(a.nbytes for st in opt._state for t in st for a in t))
+parts["optimizer_state"] = opt.state_bytes
 peak = peak_kib()
 extra = {}
 if method == "lsh":
@@ -299,7 +299,7 @@ def thread_kernels(seed: int, repeats: int) -> list[dict]:
                 side.step()
                 side.step()
             x = side.xs[0]
-            xin = lay._check_input(x)
+            xin = lay.prepare_input(x)
 
             def k_forward():
                 return lay.forward(x, train=True)
@@ -320,7 +320,7 @@ def thread_kernels(seed: int, repeats: int) -> list[dict]:
             kernels: dict[str, Callable] = {"forward": k_forward, "backward": k_backward,
                                             "update": k_update}
             if method == "lsh":
-                kernels["select"] = lambda: lay._choose(xin, True)
+                kernels["select"] = lambda: lay.choose(xin, True)
                 kernels["rebuild"] = lay.rebuild
             for name, fn in kernels.items():
                 times = {1: [], 2: []}

@@ -115,10 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--n-out", type=_positive_int, default=1000, help="layer nodes (default 1000)")
     q.add_argument("--fractions", type=_fraction, nargs="+", default=[0.05, 0.1],
                    help="active fractions (default 0.05 0.1)")
-    q.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES,
-                   metavar="FAMILY", help=f"hash families: {', '.join(FAMILIES)} (default: all)")
-    q.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES,
-                   metavar="POLICY", help=f"selection policies: {', '.join(POLICIES)} "
+    q.add_argument("--families", nargs="+", default=list(FAMILIES), metavar="FAMILY", help=f"hash families: {', '.join(FAMILIES)} (default: all)")
+    q.add_argument("--policies", nargs="+", default=list(POLICIES), metavar="POLICY", help=f"selection policies: {', '.join(POLICIES)} "
                                           "(default: all)")
     q.add_argument("--K", type=_positive_int, default=6,
                    help="bits per table for srp and srp_sparse (default 6)")
@@ -127,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--bin-size", type=_positive_int, default=8, help="WTA bin size (default 8)")
     q.add_argument("--L", type=_positive_int, default=50, help="tables (default 50)")
     q.add_argument("--probes", type=int, default=4, help="extra buckets per table for multiprobe (default 4)")
-    q.add_argument("--transform", default="none", choices=TRANSFORMS, metavar="TRANSFORM",
+    q.add_argument("--transform", default="none", metavar="TRANSFORM",
                    help=f"{', '.join(TRANSFORMS)} (default none)")
     q.add_argument("--pool", type=_positive_int, default=1, help="mean-pool block size (default 1: none)")
     q.add_argument("--train-epochs", type=int, default=1,

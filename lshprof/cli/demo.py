@@ -22,8 +22,8 @@ __all__ = ["demo_methods", "run_demo"]
 
 def demo_methods(fraction: float) -> list[tuple[str, str, dict[str, Any]]]:
     """(label, method, params) for every method at one active fraction (adaptive dropout
-    through ``beta``: see :func:`lshprof.experiment.scenario.sweep_params`)."""
-    from lshprof.experiment.scenario import sweep_params
+    through ``beta``: see :func:`lshprof.experiment.sweep.sweep_params`)."""
+    from lshprof.experiment.sweep import sweep_params
 
     methods = [("dense", "dense"), ("dropout", "dropout"),
                ("adaptive_dropout", "adaptive_dropout"), ("wta", "wta"),
@@ -45,6 +45,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     from lshprof.data import gaussian_clusters
     from lshprof.experiment.runner import Runner, rows_macs
+    from lshprof.experiment.sweep import Cell, NetworkSpec, TrainingSpec
 
     console = Console(stderr=True)
     check_json_target(args.json)
@@ -70,11 +71,12 @@ def run_demo(args: argparse.Namespace) -> int:
                 notify=console.print) as runner:
         source = runner.meter.source
         for label, method, params in methods:
-            model, rows = runner.run_cell(
-                label, method, params, data, hidden=args.hidden, epochs=args.epochs,
-                batch_size=args.batch_size, seed=args.seed,
-                fraction=None if method == "dense" else args.fraction, optimizer=args.optimizer,
-                optimizer_params=opt_params)
+            cell = Cell(label, method, params, None if method == "dense" else args.fraction,
+                        seed=args.seed, threads=args.threads, optimizer_params=opt_params,
+                        network=NetworkSpec(tuple(args.hidden)),
+                        training=TrainingSpec(args.epochs, args.batch_size, args.optimizer))
+            result = runner.run(cell, data=data, keep_model=True)
+            model, rows = result.model, result.rows
             train_macs = rows_macs(rows)
             n_seen = args.n_train * args.epochs
             n_hidden = len(model.layers) - 1

@@ -79,24 +79,20 @@ def run_scenario(args: argparse.Namespace) -> int:
     cells = scen.cells()
     epochs = m.training.epochs
 
-    finished: set[str] = set()
+    finished: dict[str, int] = {}
     if resume:
-        counts: dict[str, int] = {}
-        from lshprof.experiment.results import load_results
+        from lshprof.experiment.results import stored_cells
 
         try:
-            df = load_results(out)
+            finished = stored_cells(out)
         except ResultsError as exc:
             raise ResultsError(f"cannot resume {out}: {exc}") from None
-        if "cell" in df.columns:
-            for cell_id, n in df.groupby("cell").size().items():
-                counts[str(cell_id)] = int(n)
-        finished = {c.id for c in cells if counts.get(c.id, 0) >= epochs}
-        if len(finished) == len(cells) and old.get("complete"):
+        n_done = sum(1 for c in cells if c.id in finished)
+        if n_done == len(cells) and old.get("complete"):
             say(f"{out} already holds every cell of this sweep ({len(cells)}); nothing to run")
             print_summary(out, quiet=quiet)
             return write_run_report(args, out)
-        say(f"resuming {out}: {len(finished)} of {len(cells)} cells already finished")
+        say(f"resuming {out}: {n_done} of {len(cells)} cells already finished")
 
     with err.status(f"preparing data set {m.data.dataset} ...", spinner="dots") \
             if not quiet and err.is_terminal else contextlib.nullcontext():
@@ -110,11 +106,10 @@ def run_scenario(args: argparse.Namespace) -> int:
         f"{data.X_train.shape[1]} features, {n_classes} classes ({data_s:.1f} s); "
         f"{len(cells)} cells x {epochs} epochs, batch {m.training.batch_size}, "
         f"{m.training.optimizer}")
-    return _train_cells(args, scen, data, out, resume, cells, finished, err, say)
+    return _train_cells(args, scen, data, out, resume, cells, err, say)
 
 
-def _train_cells(args, scen, data, out: Path, resume: bool, cells, finished: set[str], err,
-                 say) -> int:
+def _train_cells(args, scen, data, out: Path, resume: bool, cells, err, say) -> int:
     from lshprof.experiment.runner import Runner
 
     m = scen.model
@@ -124,70 +119,72 @@ def _train_cells(args, scen, data, out: Path, resume: bool, cells, finished: set
                            "n_test": int(data.X_test.shape[0]),
                            "n_features": int(data.X_train.shape[1])}}
     idle_s = args.idle_baseline if args.idle_baseline is not None else m.measure.idle_baseline
-    todo = [c for c in cells if c.id not in finished]
-    hidden = list(m.network.hidden)
-    on_output = m.network.apply_to == "output"
-    progress = _progress(err, args.quiet)
-    done = 0
+    display = _SweepDisplay(err, say, quiet=args.quiet, n_train=data.X_train.shape[0])
     try:
         with Runner(out, scenario=meta, energy=m.measure.energy,
                     powercap_root=args.powercap_root or m.measure.powercap_root,
                     energy_model=args.energy_model or m.measure.energy_model, idle_s=idle_s,
                     threads=m.measure.threads, resume=resume, notify=say) as runner:
+            runner.writer.update(plan=[c.id for c in cells])
             if resume:
-                ids = {c.id for c in todo}
-                dropped = runner.writer.drop_rows(lambda r: r.get("cell") in ids)
-                if dropped:
-                    say(f"dropped {len(dropped)} row(s) of cells cut short; they run again")
+                skipped = sum(1 for c in cells if c.id in runner.writer.finished_cells())
                 runner.writer.update(resumes=[*runner.writer.meta.get("resumes", []),
-                                              {"skipped_cells": len(finished),
-                                               "dropped_rows": len(dropped)}])
-            with progress:
-                sweep = progress.add_task("sweep", total=len(cells), completed=len(finished),
-                                          what="cells")
-                epoch_task = progress.add_task("epoch", total=data.X_train.shape[0] or 1,
-                                               what="samples", visible=False)
-                for cell in todo:
-                    what = cell.label + ("" if cell.fraction is None else f" @ {cell.fraction:g}")
-                    desc = f"{what}, seed {cell.seed}, {cell.threads} thr"
-                    progress.update(sweep, description=desc)
-                    epoch_no = [0]
-
-                    def on_batch(n, total, _t=epoch_task):
-                        if n >= total:
-                            epoch_no[0] += 1
-                        progress.update(_t, completed=n, total=total, visible=True,
-                                        description=f"epoch {epoch_no[0] + (n < total)}/"
-                                                    f"{m.training.epochs}")
-
-                    # the methods replace the hidden layers, or the output layer only
-                    hidden_method, hidden_params = (("dense", {}) if on_output
-                                                    else (cell.method, cell.params))
-                    _, rows = runner.run_cell(
-                        cell.label, hidden_method, hidden_params, data, hidden=hidden,
-                        epochs=m.training.epochs, batch_size=m.training.batch_size,
-                        seed=cell.seed, fraction=cell.fraction, optimizer=m.training.optimizer,
-                        optimizer_params=cell.optimizer_params,
-                        activation=m.network.activation,
-                        output_method=cell.method if on_output else "dense",
-                        output_params=cell.params if on_output else None, threads=cell.threads,
-                        mode=cell.mode, extra={"cell": cell.id, "dataset": m.data.dataset,
-                               "scenario": scen.name, "applied_to": m.network.apply_to},
-                        on_batch=on_batch)
-                    done += 1
-                    progress.advance(sweep)
-                    if not progress.live.is_started and not args.quiet:
-                        r = rows[-1]
-                        say(f"  [{len(finished) + done}/{len(cells)}] {desc}: test accuracy "
-                            f"{r['eval_accuracy']:.3f}, MACs {r['mac_share']:.1%} of dense, "
-                            f"{sum(x['wall_elapsed_s'] for x in rows):.2f} s")
+                                              {"skipped_cells": skipped}])
+            with display:
+                runner.run_cells(cells, data=data, on_progress=display)
     except KeyboardInterrupt:
-        progress.stop()
-        err.print(f"interrupted: {len(finished) + done} of {len(cells)} cells finished and kept "
+        display.stop()
+        err.print(f"interrupted: {display.done} of {len(cells)} cells finished and kept "
                   f"in {out}; resume with: {_resume_command(args, out)}")
         return 130
     print_summary(out, quiet=args.quiet)
     return write_run_report(args, out)
+
+
+class _SweepDisplay:
+    """The command line's view of a sweep: a consumer of
+    :class:`~lshprof.experiment.execute.Progress` events. On a terminal, a bar of cells and one
+    of the epoch's samples; elsewhere (and with progress bars off), one line per cell."""
+
+    def __init__(self, console, say, *, quiet: bool, n_train: int):
+        self.progress = _progress(console, quiet)
+        self.say, self.quiet = say, quiet
+        self.n_train = n_train
+        self.done = 0
+        self.total = 0
+        self._sweep = self._epoch = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+    def __call__(self, p) -> None:
+        pr = self.progress
+        if p.event == "start":
+            self.done, self.total = p.done, p.total
+            self._sweep = pr.add_task("sweep", total=p.total, completed=p.done, what="cells")
+            self._epoch = pr.add_task("epoch", total=self.n_train or 1, what="samples",
+                                      visible=False)
+        elif p.event == "cell":
+            pr.update(self._sweep, description=p.cell.description)
+        elif p.event == "batch":
+            pr.update(self._epoch, completed=p.samples, total=p.samples_total, visible=True,
+                      description=f"epoch {p.epoch}/{p.epochs}")
+        elif p.event == "done":
+            self.done = p.done
+            pr.advance(self._sweep)
+            if not pr.live.is_started and not self.quiet:
+                rows = p.result.rows
+                r = rows[-1]
+                self.say(f"  [{p.done}/{p.total}] {p.cell.description}: test accuracy "
+                         f"{r['eval_accuracy']:.3f}, MACs {r['mac_share']:.1%} of dense, "
+                         f"{sum(x['wall_elapsed_s'] for x in rows):.2f} s")
 
 
 def write_run_report(args, out: Path) -> int:

@@ -1,23 +1,12 @@
-"""The instrumented runner: every training run measured the same way, written to one store.
+"""The instrumented runner: a run's cells measured the same way, written to one run folder.
 
-For each cell (method x fraction x seed) the runner
-
-1. warms the method's kernels up on a tiny batch, so numba compilation (or its
-   cache loading) is timed apart (``warmup_s``, ``warmup_jit_s``) and never lands
-   in a measured phase;
-2. times a fixed BLAS product, the machine's yardstick at the cell's thread count
-   (``reference_blas_s``, and in CPU time ``reference_blas_cpu_s``;
-   :func:`lshprof.measure.timing.blas_reference_s`), so that the dense cell's time can be
-   compared between machines as a ratio;
-3. trains and evaluates with :func:`lshprof.nn.mlp.train`, which times every phase
-   with a monotonic nanosecond clock, counts MACs and modelled bytes exactly,
-   and reads the energy meter around each epoch's training and evaluation passes;
-4. writes one row per epoch to the run folder (:mod:`lshprof.experiment.results`) as soon as
-   the cell ends.
-
-Around the whole run it records the machine, the thread settings and process
-usage at start and end, the energy backend (and why a better one was passed
-over), an optional idle-power baseline, and run-level energy.
+The runner is the run-level context around :mod:`lshprof.experiment.execute`, which runs
+each cell (warm-up, the BLAS yardstick, measured epochs). Around the whole run it opens
+one energy meter that every cell in this process shares, and records the machine, the
+thread settings and process usage at start and end, the energy backend (and why a
+better one was passed over), an optional idle-power baseline, and run-level energy.
+Each finished cell is written to the run folder (:mod:`lshprof.experiment.results`) with
+the machine it ran on, by this process only.
 
 Instrumentation overhead is reported per row: ``clock_calls`` pushes and pops of
 the phase clock times their measured cost (``clock_cost_ns``, measured at the
@@ -26,108 +15,23 @@ start of the run) gives ``instrumentation_s`` and its share of the epoch.
 
 from __future__ import annotations
 
-import json
+import functools
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from lshprof import __version__
-from lshprof.measure.threads import limit_threads
-from lshprof.measure.energy import EnergyReading, Work, measure_idle, open_meter
 from lshprof.errors import ConfigError
-from lshprof.measure.macs import PHASES, MacCounts
+from lshprof.experiment.execute import (MAC_COLUMNS, CellResult, Progress, epoch_row, rows_macs,
+                                        run_cell, run_cells, serial)
 from lshprof.experiment.results import RunWriter, utc_now
+from lshprof.experiment.sweep import Cell
+from lshprof.measure.energy import Work, measure_idle, open_meter
+from lshprof.measure.macs import MacCounts
 from lshprof.measure.system import machine_info, sample_resources, thread_info, usage_between
-from lshprof.measure.timing import TIME_PHASES, blas_reference_s, clock_overhead_ns
+from lshprof.measure.threads import limit_threads
+from lshprof.measure.timing import clock_overhead_ns
 
 __all__ = ["Runner", "epoch_row", "rows_macs", "MAC_COLUMNS"]
-
-#: MacCounts field -> measurements column (the training passes)
-MAC_COLUMNS = {**{p: f"macs_{p}" for p in PHASES}, "dense_equivalent": "macs_dense_equivalent",
-               "hash_adds": "hash_adds", "rehash_adds": "rehash_adds",
-               "hash_compares": "hash_compares", "rehash_compares": "rehash_compares",
-               "quality": "macs_quality", "bytes_moved": "bytes_moved"}
-
-
-def _reading_columns(prefix: str, r: EnergyReading | None, idle_w: float | None) -> dict[str, Any]:
-    """``energy_j``, its source and backend, and one column per domain (``energy_dram_j``)."""
-    if r is None:
-        return {}
-    out = {f"{prefix}energy_j": r.energy_j}
-    if not prefix:
-        out.update(energy_source=r.source, energy_backend=r.backend, energy_note=r.note or None)
-        for d, j in sorted(r.domains.items()):
-            out[f"energy_{d}_j"] = j
-        if idle_w is not None and r.energy_j is not None:
-            out["energy_dynamic_j"] = r.energy_j - idle_w * r.wall_s
-            out["idle_power_w"] = idle_w
-    return out
-
-
-def epoch_row(stats, cell: dict[str, Any], *, clock_cost_ns: float | None = None,
-              idle_power_w: float | None = None) -> dict[str, Any]:
-    """One row of the measurements table from an :class:`~lshprof.nn.mlp.EpochStats`."""
-    m: MacCounts = stats.train_macs
-    e: MacCounts = stats.eval_macs
-    row = dict(cell)
-    row.update(epoch=stats.epoch, loss=stats.loss, train_accuracy=stats.train_accuracy,
-               eval_accuracy=stats.eval_accuracy)
-    # time
-    for prefix, phase_s, jit_s, elapsed_s in (
-            ("", stats.train_phase_s, stats.train_jit_s, stats.train_wall_s),
-            ("eval_", stats.eval_phase_s, stats.eval_jit_s, stats.eval_wall_s)):
-        if phase_s:
-            row[f"{prefix}wall_total_s"] = sum(phase_s.values())
-            for p in TIME_PHASES:
-                row[f"{prefix}wall_{p}_s"] = phase_s[p]
-            row[f"{prefix}jit_s"] = jit_s
-        row[f"{prefix}wall_elapsed_s"] = elapsed_s
-    # process CPU time of the training pass (all threads), and of its quality measurement
-    row["cpu_elapsed_s"] = stats.train_cpu_s
-    row["cpu_quality_s"] = stats.train_quality_cpu_s
-    # throughput: training samples per second of the training pass's wall time (every mode)
-    row["samples_per_s"] = getattr(stats, "samples_per_s", math.nan)
-    # hogwild: no per-phase wall time (the workers' phases overlap), but each phase's
-    # thread-seconds summed over the workers' own clocks, and what the workers held apart
-    if getattr(stats, "train_thread_phase_s", None):
-        for p in TIME_PHASES:
-            row[f"worker_{p}_s"] = stats.train_thread_phase_s[p]
-    if getattr(stats, "worker_samples", ()):
-        row["worker_samples"] = list(stats.worker_samples)
-        row["worker_private_bytes"] = stats.worker_private_bytes
-    # work
-    for f, col in MAC_COLUMNS.items():
-        row[col] = getattr(m, f)
-    row["macs_total"] = m.total
-    row["mac_share"] = m.share
-    row["eval_macs_total"] = e.total
-    row["eval_macs_dense_equivalent"] = e.dense_equivalent
-    row["eval_bytes_moved"] = e.bytes_moved
-    # energy
-    row.update(_reading_columns("", stats.train_energy, idle_power_w))
-    row.update(_reading_columns("eval_", stats.eval_energy, None))
-    # system
-    if stats.train_usage:
-        u = stats.train_usage
-        for k in ("process_cpu_util", "system_cpu_util_percent", "rss_bytes", "peak_rss_bytes",
-                  "cpu_freq_mhz"):
-            row[k] = u.get(k)
-    # layers
-    row["layer_active_fraction"] = list(stats.layer_active_fraction)
-    if any(s is not None for s in stats.layer_selection):
-        row["layer_selection"] = list(stats.layer_selection)
-    # instrumentation
-    row["clock_calls"] = stats.clock_calls
-    if clock_cost_ns is not None and stats.train_phase_s:
-        row["instrumentation_s"] = stats.clock_calls * clock_cost_ns / 1e9
-        row["instrumentation_share"] = (row["instrumentation_s"] / stats.train_wall_s
-                                        if stats.train_wall_s > 0 else math.nan)
-    return row
-
-
-def rows_macs(rows) -> MacCounts:
-    """The training MACs of ``rows`` (measurement rows), summed: the inverse of
-    :func:`epoch_row`'s work columns."""
-    return MacCounts(**{f: sum(int(r[col]) for r in rows) for f, col in MAC_COLUMNS.items()})
 
 
 class Runner:
@@ -143,7 +47,8 @@ class Runner:
     Use as a context manager::
 
         with Runner("runs/x", scenario={"name": "x"}, energy="auto") as runner:
-            rows = runner.run_cell("lsh", "lsh", {"fraction": 0.05}, data, ...)
+            result = runner.run(Cell("lsh", "lsh", {"fraction": 0.05}, 0.05), data=data)
+            runner.run_cells(scenario.cells())
     """
 
     def __init__(self, out=None, *, scenario: dict[str, Any] | None = None, energy: str = "auto",
@@ -239,69 +144,32 @@ class Runner:
                 self.writer.__exit__(exc_type, exc, tb)
 
     # -- cells ------------------------------------------------------------------------------------
-    def run_cell(self, label: str, method: str, params: dict[str, Any], data, *,
-                 hidden: Sequence[int], epochs: int, batch_size: int, seed: int = 0,
-                 fraction: float | None = None, optimizer: str = "adam",
-                 optimizer_params: dict | None = None, activation: str = "relu",
-                 output_method: str = "dense", output_params: dict | None = None,
-                 warmup: bool = True, threads: int | None = None,
-                 extra: dict[str, Any] | None = None,
-                 on_batch: Callable[[int, int], None] | None = None,
-                 mode: str = "sync",
-                 ) -> tuple[Any, list[dict[str, Any]]]:
-        """Train one model per the arguments on ``data`` (a :class:`~lshprof.data.Split`),
-        write a row per epoch, and return ``(model, rows)``.
+    def executor(self, data=None):
+        """The in-process executor for :func:`~lshprof.experiment.execute.run_cells`, with this
+        run's meter, clock cost and idle power (``data``: arrays every cell trains on)."""
+        return functools.partial(serial, meter=self.meter, clock_cost_ns=self.clock_cost_ns,
+                                 idle_power_w=self.idle_power_w, data=data)
 
-        ``threads`` overrides the runner's thread count for this cell (a thread sweep);
-        ``mode`` is :func:`lshprof.nn.mlp.train`'s (``"hogwild"``: ``threads`` lock-free
-        workers, each on one BLAS and numba thread);
-        ``extra`` adds columns to every row (e.g. the cell's id); ``on_batch`` is
-        :func:`lshprof.nn.mlp.train`'s progress hook."""
-        from lshprof.nn.mlp import MLP, train
+    def _record(self, result: CellResult) -> None:
+        self.work = self.work + result.work
+        self.rows.extend(result.rows)
 
-        threads = self.threads if threads is None else threads
+    def run_cells(self, cells: list[Cell], *, executor=None, data=None,
+                  on_progress: Callable[[Progress], None] | None = None) -> list[CellResult]:
+        """Run the ``cells`` the run folder does not hold yet (default executor: this
+        process, :meth:`executor`) and write each to the run folder as it finishes."""
+        return run_cells(cells, self.writer, executor=executor or self.executor(data),
+                         on_progress=on_progress, on_result=self._record)
 
-        n_classes = int(max(data.y_train.max(), data.y_test.max())) + 1
-
-        def build():
-            return MLP.build(data.X_train.shape[1], hidden, n_classes, method=method,
-                             params=params, activation=activation, seed=seed,
-                             output_method=output_method, output_params=output_params)
-
-        fit = dict(batch_size=batch_size, optimizer=optimizer,
-                   optimizer_params=optimizer_params, seed=seed, threads=threads, mode=mode)
-        warm_s = warm_jit_s = 0.0
-        if warmup:
-            tiny = slice(0, min(8, data.X_train.shape[0]))
-            warm_model = build()
-            (w,) = train(warm_model, data.X_train[tiny], data.y_train[tiny], epochs=1,
-                         X_eval=data.X_test[tiny], y_eval=data.y_test[tiny], **fit)
-            warm_s = w.train_wall_s + w.eval_wall_s
-            warm_jit_s = w.train_jit_s + w.eval_jit_s
-            self.work = self.work + w.train_macs + w.eval_macs
-        with limit_threads(threads):  # the machine's yardstick, just before this cell trains
-            reference_s, reference_cpu_s = blas_reference_s()
-        model = build()
-        cell = {
-            "method": label, "layer_method": method, "fraction": fraction, "seed": seed,
-            "params": json.dumps(params, sort_keys=True), "hidden": json.dumps(list(hidden)),
-            "output_method": output_method, "batch_size": batch_size, "optimizer": optimizer,
-            "threads": threads, "mode": mode, "n_train": int(data.X_train.shape[0]),
-            "n_eval": int(data.X_test.shape[0]), "warmup_s": warm_s, "warmup_jit_s": warm_jit_s,
-            "reference_blas_s": reference_s, "reference_blas_cpu_s": reference_cpu_s,
-            **(extra or {}),
-        }
-        rows: list[dict[str, Any]] = []
-
-        def finished(stats) -> None:  # each epoch's row is on disk as soon as it ends
-            row = epoch_row(stats, cell, clock_cost_ns=self.clock_cost_ns,
-                            idle_power_w=self.idle_power_w)
-            self.work = self.work + stats.train_macs + stats.eval_macs
-            if self.writer is not None:
-                self.writer.add_row(row)
-            rows.append(row)
-            self.rows.append(row)
-
-        train(model, data.X_train, data.y_train, epochs=epochs, X_eval=data.X_test,
-              y_eval=data.y_test, meter=self.meter, on_epoch=finished, on_batch=on_batch, **fit)
-        return model, rows
+    def run(self, cell: Cell, *, data=None, on_batch: Callable[[int, int], None] | None = None,
+            keep_model: bool = False) -> CellResult:
+        """Run one cell in this process with this run's meter (``data``: a
+        :class:`~lshprof.data.Split`, default built from ``cell.data``), write it to the run
+        folder, and return its result (with the trained model if ``keep_model``)."""
+        result = run_cell(cell, data=data, meter=self.meter, clock_cost_ns=self.clock_cost_ns,
+                          idle_power_w=self.idle_power_w, on_batch=on_batch,
+                          keep_model=keep_model)
+        if self.writer is not None:
+            self.writer.add_cell(cell.id, result.rows, machine=result.machine, info=result.info)
+        self._record(result)
+        return result

@@ -39,7 +39,6 @@ import importlib.resources
 import json
 import math
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +48,8 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativ
 from lshprof.errors import ConfigError
 from lshprof.measure.system import available_cores
 from lshprof.names import APPLY_TO, FRACTION_PARAM, MODES, THREAD_KEYWORDS, TIME_CLOCKS
+from lshprof.experiment.sweep import (Cell, DataSpec, MeasureSpec, NetworkSpec, TrainingSpec,
+                                     sweep_params)
 
 __all__ = ["first_difference", "Scenario", "Cell", "load_scenario", "builtin_scenarios", "sweep_params",
            "DEFAULT_SCENARIO", "scenario_schema", "MODES", "THREAD_KEYWORDS",
@@ -246,43 +247,6 @@ def scenario_schema() -> dict[str, Any]:
     return ScenarioModel.model_json_schema()
 
 
-# -- the sweep ------------------------------------------------------------------------------------
-
-def sweep_params(method: str, fraction: float) -> dict[str, Any]:
-    """The parameter that gives ``method`` the active ``fraction`` (empty for dense).
-
-    Adaptive dropout has no fraction: ``beta = logit(fraction)`` keeps about
-    ``fraction`` of the nodes whose pre-activation is near zero (``beta = 10`` at 1.0).
-    """
-    if method == "adaptive_dropout":
-        beta = math.log(fraction / (1 - fraction)) if fraction < 1 else 10.0
-        return {"beta": round(beta, 4)}
-    name = FRACTION_PARAM.get(method)
-    return {} if name is None else {name: fraction}
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One training run of the sweep."""
-
-    label: str
-    method: str
-    params: dict[str, Any]
-    fraction: float | None
-    seed: int
-    threads: int
-    optimizer_params: dict[str, float]
-    mode: str = "sync"
-
-    @property
-    def id(self) -> str:
-        """Stable text key of the cell, stored in every row (``cell`` column); a hogwild
-        cell's ends in ``|mode=hogwild`` (sync cells keep the key they always had)."""
-        f = "-" if self.fraction is None else repr(float(self.fraction))
-        key = f"{self.label}|fraction={f}|seed={self.seed}|threads={self.threads}"
-        return key if self.mode == "sync" else f"{key}|mode={self.mode}"
-
-
 def first_difference(a: Any, b: Any, path: str = "") -> str | None:
     """The first key path of two settings dicts where ``a`` and ``b`` differ, as ``training.epochs: 5 vs 3``."""
     if isinstance(a, dict) and isinstance(b, dict):
@@ -302,11 +266,8 @@ def first_difference(a: Any, b: Any, path: str = "") -> str | None:
 
 # -- loading --------------------------------------------------------------------------------------
 def builtin_scenarios() -> dict[str, Path]:
-    """Name -> path of every scenario shipped with lshprof."""
-    try:
-        root = Path(str(importlib.resources.files("lshprof.scenarios")))
-    except ModuleNotFoundError:  # a source checkout on sys.path, not installed
-        root = Path(__file__).resolve().parent.parent / "scenarios"
+    """Name -> path of every scenario shipped with lshprof (the package lshprof.scenarios)."""
+    root = Path(str(importlib.resources.files("lshprof.scenarios")))
     return {p.stem: p for p in sorted(root.glob("*.toml"))}
 
 
@@ -569,6 +530,7 @@ class Scenario:
         """Every cell of the sweep, in run order: thread count, seed, method, fraction
         (``cores``: what ``threads = "powers"`` expands for; default this machine's)."""
         m = self.model
+        specs = self.specs()
         out = []
         for threads in self.thread_counts(cores):
             for seed in m.sweep.seeds:
@@ -583,11 +545,27 @@ class Scenario:
                     if not fractions:
                         fixed = params.get(FRACTION_PARAM.get(method, ""), None)
                         frac = fixed if method != "adaptive_dropout" else None
-                        out.append(Cell(label, method, params, frac, seed, threads, opt, mode))
+                        out.append(Cell(label, method, params, frac, seed, threads, opt, mode,
+                                        **specs))
                     for f in fractions:
                         out.append(Cell(label, method, {**params, **sweep_params(method, f)},
-                                        f, seed, threads, opt, mode))
+                                        f, seed, threads, opt, mode, **specs))
         return out
+
+    def specs(self) -> dict[str, Any]:
+        """What every cell of this scenario shares: the data, network, training and
+        measurement specs (:mod:`lshprof.experiment.sweep`) and the scenario's name."""
+        m = self.model
+        return {
+            "data": DataSpec(m.data.dataset, dict(self._data_options), m.data.seed),
+            "network": NetworkSpec(tuple(m.network.hidden), m.network.activation,
+                                   m.network.apply_to),
+            "training": TrainingSpec(m.training.epochs, m.training.batch_size,
+                                     m.training.optimizer),
+            "measure": MeasureSpec(m.measure.energy, m.measure.powercap_root,
+                                   m.measure.energy_model),
+            "scenario": self.name,
+        }
 
 
 def _build(d: dict[str, Any], source: str, *, quick: bool = False,

@@ -5,7 +5,8 @@
 small ``/proc`` reads), and :func:`usage_between` turns two samples into CPU
 utilisation and memory figures.
 
-The hostname is deliberately never recorded: results files get shared.
+The hostname is deliberately never recorded: results files get shared. A one-way
+fingerprint (``machine_key``) tells machines apart.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from lshprof.errors import ConfigError
 
-__all__ = ["PACKAGES", "available_cores", "THREAD_ENV_VARS", "machine_info", "thread_info", "git_commit", "git_dirty",
+__all__ = ["PACKAGES", "available_cores", "machine_key", "THREAD_ENV_VARS", "machine_info", "thread_info", "git_commit", "git_dirty",
            "ResourceSample", "sample_resources", "usage_between"]
 
 #: Distributions whose versions :func:`machine_info` records (None when not installed).
@@ -178,7 +179,28 @@ def machine_info() -> dict[str, Any]:
         "packages": {name: _dist_version(name) for name in PACKAGES},
         "git_commit": commit,
         "git_dirty": git_dirty() if commit else None,
+        "machine_key": machine_key(),
     }
+
+
+def machine_key() -> str:
+    """A one-way fingerprint that tells this machine from others without naming it: 16 hex
+    digits of the sha256 of the OS's machine id (``/etc/machine-id``) or, where there is
+    none, of the network name, salted. Results of a run that spans machines are told apart
+    by it (:func:`lshprof.experiment.results.machine_id`); the name itself is not recorded."""
+    import hashlib
+    import socket
+
+    ident = ""
+    for f in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            ident = Path(f).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if ident:
+            break
+    ident = ident or socket.gethostname()
+    return hashlib.sha256(f"lshprof machine {ident}".encode()).hexdigest()[:16]
 
 
 # ---- threads ------------------------------------------------------------------------

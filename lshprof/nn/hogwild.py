@@ -12,16 +12,27 @@ any lock rarely collide, so asynchronous SGD scales almost linearly with threads
   optimizer state shared with every other worker, with no lock: two workers may
   update the same row at once, and one may read a row while another writes it. That
   is Hogwild; with ``batch_size = 1`` it is the paper's per-sample SGD.
-* Each worker has private per-batch state: a shallow *view* of every layer
-  (:func:`layer_view`) that shares ``W``, ``b``, the parameters and, for LSH, the hash
-  functions, tables and re-hash schedule, but owns its forward cache, gradient
-  accumulators (``grad_W``, ``grad_b``, ``touched``), MAC counter, phase clock,
-  selection statistics, updated-row marks and (every worker but the first) random
-  streams; and a view of the optimizer (:func:`optimizer_view`) that shares the state
-  arrays and the step count. The private gradient arrays are one copy of the model's
-  weights per worker: memory grows with ``T`` (``EpochStats.worker_private_bytes``).
-* After every epoch the workers' MAC counts, samples and active nodes seen and LSH
-  selection statistics are added into the real layers, so every per-epoch figure
+* Each worker has private per-batch state: a *view* of every layer (:func:`layer_view`)
+  and of the optimizer (:func:`optimizer_view`). What a view shares and what it owns is
+  what the layer's and the optimizer's classes declare, nothing else is assumed here:
+
+  - ``HOGWILD_SHARED``: the real object's, the same objects (weights, parameters; for
+    LSH also the re-hash schedule);
+  - ``HOGWILD_THROUGH``: shared and re-assigned while training, so read and written
+    through to the real object (LSH: hash functions, tables, MIPS scale, counters);
+  - ``HOGWILD_COUNTERS``: shared counts that views increment under a lock (the
+    optimizer's step count);
+  - ``HOGWILD_PRIVATE``: the view's own, fresh from the object's ``fresh_private_state``
+    (forward cache, gradient accumulators ``grad_W``, ``grad_b``, ``touched``, MAC
+    counter, phase clock, activity counts; for LSH selection statistics and marks);
+  - ``HOGWILD_PRIVATE_RNGS``: the object's generators for the first worker, streams of
+    its own for every other.
+
+  A view refuses an object with an attribute in none of these. The private gradient
+  arrays are one copy of the model's weights per worker: memory grows with ``T``
+  (``EpochStats.worker_private_bytes``).
+* After every epoch each layer's ``merge_worker`` adds its views' MAC counts, samples and
+  active nodes seen (and LSH selection statistics) into it, so every per-epoch figure
   (MACs by phase, active fraction, selection quality) means what it means in sync mode.
 * LSH re-hashing: the tables are built before the first epoch's workers start. A
   view's ``after_step`` (schedule, re-hash of the rows marked since the last one, new
@@ -32,8 +43,9 @@ any lock rarely collide, so asynchronous SGD scales almost linearly with threads
   change when re-hashes happen. Readers need no lock: the tables publish a re-hash
   atomically, so a query sees the old tables or the new ones, and a few rows whose codes
   lag their weights by a re-hash are the same kind of staleness Hogwild accepts for
-  the weights themselves. Each worker first adds its own updated-row marks to the
-  layer's, under the same lock, so a re-hash covers every worker's updates.
+  the weights themselves. Each worker first adds its own marks (the layer's
+  ``HOGWILD_MARKS``: updated rows) to the layer's, under the same lock, so a re-hash
+  covers every worker's updates.
 * Threads inside kernels: every worker calls ``numba.set_num_threads(1)`` first
   (numba's setting is per thread) and BLAS is held at one thread for the whole run,
   since kernels choose their parallel versions only when ``numba.get_num_threads() >
@@ -57,28 +69,81 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from lshprof.measure.macs import MacCounter, MacCounts
 from lshprof.measure.timing import NULL_CLOCK, TIME_PHASES, PhaseClock, attached
+from lshprof.nn.layers.base import Layer
+from lshprof.nn.step import train_step
 
 __all__ = ["HogwildTrainer", "EpochWork", "layer_view", "optimizer_view", "merge_view",
-           "jit_timer", "SHARED_ATTRS", "PRIVATE_RNGS"]
+           "private_bytes", "jit_timer", "check_declared"]
 
-#: layer attributes a view reads and writes through to its layer, because training
-#: re-assigns them (LSH: new hash functions, the tables, the MIPS scale, re-hash counters)
-SHARED_ATTRS = ("hashes", "tables", "_M", "rehash_count", "rows_rehashed")
-#: random generators that every worker but the first draws from its own stream of
-PRIVATE_RNGS = ("rng", "_quality_rng")
 #: spawn key of the workers' random streams (apart from the layer's own streams 0..3)
 _STREAM_KEY = 0x4057
 
+#: the class attributes that declare what a view shares and owns, as the classes hold them
+_DECLARATIONS = ("HOGWILD_SHARED", "HOGWILD_THROUGH", "HOGWILD_COUNTERS", "HOGWILD_PRIVATE",
+                 "HOGWILD_PRIVATE_RNGS")
 
-# -- views -----------------------------------------------------------------------------------------
+
+# -- the declared contract -------------------------------------------------------------------------
+def _declared(cls: type) -> dict[str, tuple[str, ...]]:
+    return {d: tuple(getattr(cls, d, ())) for d in _DECLARATIONS}
+
+
+def check_declared(obj) -> None:
+    """Raise a ``TypeError`` unless every instance attribute of ``obj`` (a layer or an
+    optimizer) is declared in exactly one of its class's ``HOGWILD_SHARED``,
+    ``HOGWILD_THROUGH``, ``HOGWILD_COUNTERS``, ``HOGWILD_PRIVATE`` and
+    ``HOGWILD_PRIVATE_RNGS``: a view would not know whether to share an undeclared
+    attribute or to own it."""
+    cls = type(obj)
+    decl = _declared(cls)
+    seen: dict[str, str] = {}
+    for kind, names in decl.items():
+        for n in names:
+            if n in seen:
+                raise TypeError(f"{cls.__name__} declares {n!r} in both {seen[n]} and {kind}")
+            seen[n] = kind
+    missing = sorted(set(vars(obj)) - set(seen))
+    if missing:
+        raise TypeError(
+            f"{cls.__name__} has attributes {missing} that are in none of {', '.join(decl)}: "
+            "declare whether Hogwild workers share them or own them (lshprof.nn.hogwild)")
+    marks = set(getattr(cls, "HOGWILD_MARKS", ()))
+    if not marks <= set(decl["HOGWILD_PRIVATE"]):
+        raise TypeError(f"{cls.__name__}.HOGWILD_MARKS must be private: "
+                        f"{sorted(marks - set(decl['HOGWILD_PRIVATE']))}")
+
+
+def _view_dict(obj, fresh: dict[str, Any], seed: np.random.SeedSequence | None) -> dict[str, Any]:
+    """A view's attributes: the object's ``HOGWILD_SHARED`` ones (the same objects),
+    ``fresh`` (the object's ``fresh_private_state``) and its random generators (the
+    object's, or new streams from ``seed``). ``HOGWILD_THROUGH`` and ``HOGWILD_COUNTERS``
+    are properties of the view's class."""
+    cls = type(obj)
+    want = set(cls.HOGWILD_PRIVATE)
+    if set(fresh) != want:
+        raise TypeError(f"{cls.__name__}.fresh_private_state gives {sorted(fresh)}, but "
+                        f"HOGWILD_PRIVATE is {sorted(want)}")
+    own = vars(obj)
+    d = {n: own[n] for n in cls.HOGWILD_SHARED if n in own}  # the same objects
+    d.update(fresh)
+    rngs = tuple(cls.HOGWILD_PRIVATE_RNGS)
+    for name in rngs:
+        if name in own:
+            d[name] = own[name]
+    if seed is not None:
+        for name, ss in zip(rngs, seed.spawn(len(rngs))):
+            if isinstance(d.get(name), np.random.Generator):
+                d[name] = np.random.default_rng(ss)
+    return d
+
+
 def _through(name: str) -> property:
     def get(self):
         return getattr(self.__dict__["_hw_owner"], name)
@@ -86,152 +151,126 @@ def _through(name: str) -> property:
     def put(self, value):
         setattr(self.__dict__["_hw_owner"], name, value)
 
-    return property(get, put, doc=f"the shared layer's ``{name}``")
+    return property(get, put, doc=f"the shared object's ``{name}``")
 
 
+def _counter(name: str) -> property:
+    seen_key = f"_hw_seen_{name}"
+
+    def get(self):
+        s = getattr(self.__dict__["_hw_owner"], name)
+        self.__dict__[seen_key] = s
+        return s
+
+    def put(self, value):
+        # ``self.n += 1`` reads, then writes: the write adds its difference from what this
+        # view read to the shared count under a lock, so no worker's increment is ever lost
+        d = self.__dict__
+        owner = d["_hw_owner"]
+        seen = d.pop(seen_key, None)
+        with d["_hw_counter_lock"]:
+            setattr(owner, name, value if seen is None else getattr(owner, name) + (value - seen))
+
+    return property(get, put, doc=f"the shared object's ``{name}`` count")
+
+
+_VIEW_CLASSES: dict[type, type] = {}
+
+
+def _view_class(cls: type, what: str, extra: dict[str, Any]) -> type:
+    got = _VIEW_CLASSES.get(cls)
+    if got is None:
+        ns: dict[str, Any] = {name: _through(name) for name in cls.HOGWILD_THROUGH}
+        ns.update({name: _counter(name) for name in getattr(cls, "HOGWILD_COUNTERS", ())})
+        ns.update(extra)
+        ns["__doc__"] = (f"A Hogwild worker's view of a {cls.__name__} {what} "
+                         f"(:func:`lshprof.nn.hogwild.{what}_view`).")
+        got = _VIEW_CLASSES[cls] = type(f"{cls.__name__}HogwildView", (cls,), ns)
+    return got
+
+
+def _new_view(vcls: type, d: dict[str, Any]):
+    view = object.__new__(vcls)
+    view.__dict__.update(d)
+    return view
+
+
+# -- layer views -----------------------------------------------------------------------------------
 def _view_after_step(self) -> None:
     """The layer's ``after_step`` (re-hash on schedule), one worker at a time: this
-    worker's updated-row marks are added to the layer's, and the step runs on those."""
+    worker's marks (``HOGWILD_MARKS``) are added to the layer's, and the step runs on those."""
     d = self.__dict__
     base = d["_hw_base_after_step"]
     if base is None:  # the layer keeps no weight-dependent state: nothing to do, no lock
         return
     with d["_hw_lock"]:
-        own = d.get("_dirty")
-        if own is None:
-            base(self)
-            return
-        shared = d["_hw_owner"]._dirty
-        np.logical_or(shared, own, out=shared)
-        own.fill(False)
-        d["_dirty"] = shared
+        owner = d["_hw_owner"]
+        own = {n: d[n] for n in type(owner).HOGWILD_MARKS}
+        for n, mine in own.items():
+            shared = getattr(owner, n)
+            np.logical_or(shared, mine, out=shared)
+            mine.fill(False)
+            d[n] = shared
         try:
             base(self)
         finally:
-            d["_dirty"] = own
-
-
-_VIEW_CLASSES: dict[tuple, type] = {}
-
-
-def _view_class(cls: type, shared: tuple[str, ...]) -> type:
-    key = (cls, shared)
-    got = _VIEW_CLASSES.get(key)
-    if got is None:
-        ns: dict[str, Any] = {name: _through(name) for name in shared}
-        ns["after_step"] = _view_after_step
-        ns["__doc__"] = (f"A Hogwild worker's view of a {cls.__name__} layer "
-                         "(:func:`lshprof.nn.hogwild.layer_view`).")
-        got = _VIEW_CLASSES[key] = type(f"{cls.__name__}HogwildView", (cls,), ns)
-    return got
+            d.update(own)
 
 
 def layer_view(layer, *, lock: threading.Lock | None = None,
                seed: np.random.SeedSequence | None = None):
-    """A worker's shallow view of ``layer``: the same weights, parameters and (LSH) hash
-    functions, tables and schedule; its own forward cache, gradient accumulators, MAC
-    counter, clock, sample counts, selection statistics and updated-row marks.
+    """A worker's view of ``layer``: it shares what the layer's class declares shared
+    (``HOGWILD_SHARED``: weights, parameters; ``HOGWILD_THROUGH``: e.g. LSH tables, read
+    and written through to the layer) and owns the rest
+    (``HOGWILD_PRIVATE``, fresh from ``layer.fresh_private_state()``: forward cache,
+    gradient accumulators, MAC counter, clock, sample counts, ...).
 
     ``lock`` serializes the view's ``after_step`` with every other view's of the same
-    layer (one lock per layer). ``seed``: the view draws its random choices (dropout
-    masks, LSH padding and quality sets) from its own streams; None shares the layer's
-    generators (the first worker, so that one worker reproduces sync training).
+    layer (one lock per layer). ``seed``: the view draws its random choices
+    (``HOGWILD_PRIVATE_RNGS``: dropout masks, LSH padding and quality sets) from its own
+    streams; None shares the layer's generators (the first worker, so that one worker
+    reproduces sync training).
     """
-    d = dict(layer.__dict__)
-    shared = tuple(n for n in SHARED_ATTRS if n in d)
-    for n in shared:
-        del d[n]
-    d.update(grad_W=np.zeros_like(layer.grad_W), grad_b=np.zeros_like(layer.grad_b),
-             touched=np.zeros_like(layer.touched), macs=MacCounter(), clock=NULL_CLOCK,
-             samples_seen=0, active_seen=0, _cache=None)
-    if "_dirty" in d:
-        d["_dirty"] = np.zeros_like(layer._dirty)
-    if "_stats" in d:
-        d["_stats"] = type(layer._stats)()
-    if seed is not None:
-        for name, ss in zip(PRIVATE_RNGS, seed.spawn(len(PRIVATE_RNGS))):
-            if isinstance(d.get(name), np.random.Generator):
-                d[name] = np.random.default_rng(ss)
-    from lshprof.nn.layers import Layer
-
-    base_after = type(layer).after_step
+    check_declared(layer)
+    cls = type(layer)
+    d = _view_dict(layer, layer.fresh_private_state(), seed)
+    base_after = cls.after_step
     d["_hw_owner"] = layer
     d["_hw_lock"] = lock if lock is not None else threading.Lock()
     d["_hw_base_after_step"] = None if base_after is Layer.after_step else base_after
-    view = object.__new__(_view_class(type(layer), shared))
-    view.__dict__.update(d)
-    return view
+    return _new_view(_view_class(cls, "layer", {"after_step": _view_after_step}), d)
 
 
 def private_bytes(view) -> int:
-    """Bytes a view holds of its own (gradients, touched and updated-row marks)."""
-    n = view.grad_W.nbytes + view.grad_b.nbytes + view.touched.nbytes
-    dirty = view.__dict__.get("_dirty")
-    return int(n + (dirty.nbytes if dirty is not None else 0))
+    """Bytes of the arrays a view holds of its own (gradients, touched rows, marks)."""
+    d = view.__dict__
+    cls = type(d["_hw_owner"])
+    return int(sum(d[n].nbytes for n in cls.HOGWILD_PRIVATE if isinstance(d.get(n), np.ndarray)))
 
 
 def merge_view(view) -> None:
-    """Add what ``view`` counted (MACs, samples and active nodes seen, selection
-    statistics, leftover updated-row marks) into its layer, and zero the view's."""
+    """Add what ``view`` counted (``merge_worker``: MACs, samples and active nodes seen,
+    selection statistics) and its leftover marks into its layer, and zero the view's."""
     owner = view.__dict__["_hw_owner"]
-    counts = view.macs.counts()
-    for f in fields(MacCounts):
-        n = getattr(counts, f.name)
-        if n:
-            owner.macs.add(f.name, n)
-    view.macs.reset()
-    owner.samples_seen += view.samples_seen
-    owner.active_seen += view.active_seen
-    view.samples_seen = view.active_seen = 0
-    if "_stats" in view.__dict__:
-        owner._stats = owner._stats + view._stats
-        view._stats = type(view._stats)()
-    dirty = view.__dict__.get("_dirty")
-    if dirty is not None:
-        np.logical_or(owner._dirty, dirty, out=owner._dirty)
-        dirty.fill(False)
+    owner.merge_worker(view)
+    for n in type(owner).HOGWILD_MARKS:
+        mine = view.__dict__[n]
+        shared = getattr(owner, n)
+        np.logical_or(shared, mine, out=shared)
+        mine.fill(False)
 
 
-def _get_steps(self) -> int:
-    s = self.__dict__["_hw_owner"].steps
-    self.__dict__["_hw_seen_steps"] = s
-    return s
-
-
-def _set_steps(self, value: int) -> None:
-    # ``self.steps += 1`` reads, then writes: the write adds its difference from what this
-    # view read to the shared count under a lock, so no worker's step is ever lost
-    d = self.__dict__
-    owner = d["_hw_owner"]
-    seen = d.pop("_hw_seen_steps", None)
-    with d["_hw_steps_lock"]:
-        owner.steps = value if seen is None else owner.steps + (value - seen)
-
-
-_OPT_VIEW_CLASSES: dict[type, type] = {}
-
-
+# -- optimizer views -------------------------------------------------------------------------------
 def optimizer_view(opt, layers: Sequence, *, lock: threading.Lock):
     """A worker's view of optimizer ``opt``: it updates the rows ``layers`` (the worker's
     layer views, in ``opt.layers``' order) touched, in the shared weights and the shared
-    state arrays; its step count is the optimizer's (Adam's bias correction follows the
-    global step). ``lock`` guards only the step counter."""
-    cls = type(opt)
-    vcls = _OPT_VIEW_CLASSES.get(cls)
-    if vcls is None:
-        vcls = _OPT_VIEW_CLASSES[cls] = type(
-            f"{cls.__name__}HogwildView", (cls,),
-            {"steps": property(_get_steps, _set_steps, doc="the shared optimizer's step count"),
-             "__doc__": f"A Hogwild worker's view of a {cls.__name__} optimizer."})
-    layers = list(layers)
-    if len(layers) != len(opt.layers):
-        raise ValueError(f"the optimizer has {len(opt.layers)} layers, got {len(layers)} views")
-    d = dict(opt.__dict__)
-    d.pop("steps", None)
-    d.update(layers=layers, _hw_owner=opt, _hw_steps_lock=lock)
-    view = object.__new__(vcls)
-    view.__dict__.update(d)
-    return view
+    state arrays (``HOGWILD_SHARED``, the same arrays); its step count is the optimizer's
+    (``HOGWILD_COUNTERS``: Adam's bias correction follows the global step). ``lock``
+    guards only the counts."""
+    check_declared(opt)
+    d = _view_dict(opt, opt.fresh_private_state(layers), None)
+    d.update(_hw_owner=opt, _hw_counter_lock=lock)
+    return _new_view(_view_class(type(opt), "optimizer", {}), d)
 
 
 # -- numba compilation in any thread -----------------------------------------------------------
@@ -303,11 +342,9 @@ class EpochWork:
 class HogwildTrainer:
     """``workers`` Hogwild workers over ``model`` and ``opt`` (one view of each per
     worker, made once and reused every epoch). :meth:`run_epoch` trains one epoch;
-    ``lshprof.nn.mlp.train(mode="hogwild")`` is the usual way in."""
+    ``lshprof.nn.training.train(mode="hogwild")`` is the usual way in."""
 
     def __init__(self, model, opt, workers: int, *, batch_size: int, timing: bool = True):
-        from lshprof.nn.mlp import MLP
-
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"hogwild workers must be a positive integer, got {workers!r}")
         self.model, self.opt = model, opt
@@ -320,7 +357,7 @@ class HogwildTrainer:
                                 seed=None if w == 0 else np.random.SeedSequence(
                                     layer.seed, spawn_key=(_STREAM_KEY, w)))
                      for layer, lock in zip(model.layers, self.locks)]
-            self.nets.append(MLP(views))
+            self.nets.append(type(model)(views))  # the model's class, on the views
             by_layer = {id(layer): v for layer, v in zip(model.layers, views)}
             self.opts.append(optimizer_view(opt, [by_layer[id(layer)] for layer in opt.layers],
                                             lock=self.steps_lock))
@@ -338,11 +375,11 @@ class HogwildTrainer:
                    (len(a) for a in np.array_split(np.empty(n), self.workers)))
 
     def prepare(self) -> None:
-        """Build LSH tables that do not exist yet (on this thread, counted as ``rehash``
-        in the layer's MACs), so that workers never race to build them."""
+        """Build what layers build on their first pass (``Layer.build``: LSH tables), on
+        this thread and counted as that pass would count it, so that workers never race
+        to build it."""
         for layer in self.model.layers:
-            if getattr(layer, "tables", "none") is None and hasattr(layer, "rebuild"):
-                layer.rebuild()
+            layer.build()
 
     def run_epoch(self, order: np.ndarray, X: np.ndarray, y: np.ndarray, *,
                   sparse_out: bool = False,
@@ -406,8 +443,6 @@ class HogwildTrainer:
 
     def _work(self, w, part, X, y, sparse_out, clock, stop, done, on_batch, n_total, every):
         import numba
-
-        from lshprof.nn.mlp import train_step
 
         numba.set_num_threads(1)  # per thread: this worker's kernels run serially
         net, opt, bs = self.nets[w], self.opts[w], self.batch_size

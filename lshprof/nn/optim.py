@@ -19,9 +19,10 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from lshprof import kernels as K
+from lshprof import kernels as kern
 from lshprof.errors import ConfigError
-from lshprof.nn.layers import Layer
+from lshprof.names import OPTIMIZERS as OPTIMIZER_NAMES
+from lshprof.nn.layers.base import Layer
 
 __all__ = ["Optimizer", "OPTIMIZERS", "make_optimizer"]
 
@@ -32,6 +33,19 @@ class Optimizer:
     name: ClassVar[str] = ""
     PARAMS: ClassVar[dict[str, float]] = {}
     n_state: ClassVar[int] = 0
+
+    # What Hogwild workers (:mod:`lshprof.nn.hogwild`) share of an optimizer; every
+    # instance attribute is in one of these (as for :class:`~lshprof.nn.layers.base.Layer`).
+    #: shared as the same objects: the parameters and the state arrays (updated in place)
+    HOGWILD_SHARED: ClassVar[tuple[str, ...]] = ("params", "_state")
+    HOGWILD_THROUGH: ClassVar[tuple[str, ...]] = ()
+    #: shared counts that every view increments with no other lock: a view's write adds
+    #: its increment to the optimizer's under a lock (Adam's bias correction follows
+    #: the global step count)
+    HOGWILD_COUNTERS: ClassVar[tuple[str, ...]] = ("steps",)
+    #: each view's own (:meth:`fresh_private_state`): the worker's views of the layers
+    HOGWILD_PRIVATE: ClassVar[tuple[str, ...]] = ("layers",)
+    HOGWILD_PRIVATE_RNGS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, layers: Sequence[Layer], **params):
         unknown = sorted(set(params) - set(self.PARAMS))
@@ -72,6 +86,20 @@ class Optimizer:
     def _update(self, P, G, state, rows) -> None:
         raise NotImplementedError
 
+    def fresh_private_state(self, layers: Sequence[Layer]) -> dict[str, Any]:
+        """What a Hogwild worker's view has of its own (:attr:`HOGWILD_PRIVATE`): the
+        worker's ``layers`` (its views of :attr:`layers`, in the same order)."""
+        layers = list(layers)
+        if len(layers) != len(self.layers):
+            raise ValueError(f"the optimizer has {len(self.layers)} layers, got {len(layers)} "
+                             "views")
+        return {"layers": layers}
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of the optimizer's state arrays (moments, momenta), all layers."""
+        return int(sum(a.nbytes for st in self._state for t in st for a in t))
+
 
 def _params(layer: Layer):
     return layer.W, layer.b.reshape(-1, 1)
@@ -88,8 +116,8 @@ class SGD(Optimizer):
 
     def _update(self, P, G, state, rows):
         p = self.params
-        K.run(K.sgd_momentum_rows, K.sgd_momentum_rows_par, P, G, state[0], rows, p["lr"],
-              p["momentum"], p["l2"], work=rows.size * P.shape[1])
+        kern.run(kern.sgd_momentum_rows, kern.sgd_momentum_rows_par, P, G, state[0], rows,
+                 p["lr"], p["momentum"], p["l2"], work=rows.size * P.shape[1])
 
 
 class AdaGrad(Optimizer):
@@ -99,8 +127,9 @@ class AdaGrad(Optimizer):
 
     def _update(self, P, G, state, rows):
         p = self.params
-        K.run(K.adagrad_momentum_rows, K.adagrad_momentum_rows_par, P, G, state[0], state[1],
-              rows, p["lr"], p["momentum"], p["l2"], p["eps"], work=rows.size * P.shape[1])
+        kern.run(kern.adagrad_momentum_rows, kern.adagrad_momentum_rows_par, P, G, state[0],
+                 state[1], rows, p["lr"], p["momentum"], p["l2"], p["eps"],
+                 work=rows.size * P.shape[1])
 
 
 class Adam(Optimizer):
@@ -110,13 +139,17 @@ class Adam(Optimizer):
 
     def _update(self, P, G, state, rows):
         p = self.params
-        K.run(K.adam_rows, K.adam_rows_par, P, G, state[0], state[1], rows, p["lr"],
-              p["beta1"], p["beta2"], p["eps"], p["l2"], self.steps,
-              work=rows.size * P.shape[1])
+        kern.run(kern.adam_rows, kern.adam_rows_par, P, G, state[0], state[1], rows, p["lr"],
+                 p["beta1"], p["beta2"], p["eps"], p["l2"], self.steps,
+                 work=rows.size * P.shape[1])
 
 
 #: optimizer name -> class
 OPTIMIZERS: dict[str, type[Optimizer]] = {c.name: c for c in (SGD, AdaGrad, Adam)}
+if tuple(OPTIMIZERS) != OPTIMIZER_NAMES:
+    raise ImportError(f"the optimizer registry {tuple(OPTIMIZERS)} is not "
+                      f"lshprof.names.OPTIMIZERS {OPTIMIZER_NAMES}: add or remove the optimizer "
+                      "in both places")
 
 
 def make_optimizer(name: str, layers: Sequence[Layer], **params: Any) -> Optimizer:
