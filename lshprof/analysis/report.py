@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from lshprof.experiment.sweep import AXIS_KEY, CELL_KEYS, SERIES_KEYS, SUMMARY_KEYS, series_name
 from lshprof.names import PLOTLYJS_MODES
 from lshprof.errors import ConfigError
 from lshprof.analysis.summary import at_fewest_threads, finite
@@ -122,6 +123,16 @@ def _load(paths) -> list[Run]:
     return runs
 
 
+def _series(df, *, extra: tuple[str, ...] = ()):
+    """``(name, label, rows)`` per line of a figure: the rows of ``df`` grouped by the sweep's
+    series keys (:data:`lshprof.experiment.sweep.SERIES_KEYS`) and ``extra``, in order of
+    appearance; ``label`` is the method's label (it picks the line's colour)."""
+    keys = [k for k in SERIES_KEYS + extra if k in df.columns]
+    for values, g in df.groupby(keys, dropna=False, sort=False):
+        key = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
+        yield series_name(key), key["method"], g
+
+
 def _label(r) -> str:
     """``method`` or ``method f=0.05`` (and ``@2t`` in a thread sweep) for a summary row."""
     text = str(r["method"])
@@ -180,9 +191,9 @@ def _fig1_accuracy(run: Run, colors) -> list | Missing:
     # the reference spans the swept fractions up to 1 (every node active, as dense)
     fmin = float(swept["fraction"].min()) if len(swept) else 0.01
     fmax = 1.0
-    for method, g in s.groupby("method", sort=False):
+    for series, method, g in _series(s):
         g = g.sort_values("fraction")
-        name = esc(method)
+        name = esc(series)
         if g["fraction"].isna().all():  # dense (or a method with its own setting): a reference
             acc, sd = float(g["accuracy"].iloc[0]), _num(g["accuracy_sd"].iloc[0])
             traces.append(go.Scatter(
@@ -220,7 +231,7 @@ def _phase_bars(run: Run, phases, column: str, *, per_sample: bool, name, hover:
     non-zero; ``column`` names a phase's column (``"macs_{}"``), ``name`` a phase's label."""
     go = _go()
     s = run.summary
-    keys = [k for k in ("method", "fraction", "threads") if k in s.columns]
+    keys = [k for k in SUMMARY_KEYS if k in s.columns and k in run.rows.columns]
     phase = _phase_means(run.rows, keys, [column.format(p) for p in phases],
                          per_sample=per_sample)
     threads = _with_threads(s)
@@ -327,11 +338,11 @@ def _fig4_energy(run: Run, colors) -> list | Missing:
                      error_y=dict(type="data", array=sd if any(sd) else None, visible=True),
                      hovertemplate="%{x}<br>%{y:.4g} µJ per training sample" + esc(est)
                                    + "<extra></extra>")]
-    for method, g in s.groupby("method", sort=False):
+    for series, method, g in _series(s):
         traces.append(go.Scatter(
             x=list(g["macs_per_sample"]), y=[v * 1e6 if finite(v) else None
                                              for v in g["energy_per_sample_j"]],
-            mode="markers", name=esc(method), xaxis="x2", yaxis="y2",
+            mode="markers", name=esc(series), xaxis="x2", yaxis="y2",
             marker=dict(color=colors[method], size=10),
             text=[_row_label(r, threads) for _, r in g.iterrows()],
             hovertemplate="%{text}<br>%{x:,.0f} MACs per sample<br>%{y:.4g} µJ per sample"
@@ -350,8 +361,8 @@ def _fig5_realized(run: Run, colors) -> list | Missing:
     threads = _with_threads(s)
     traces = []
     top = 1.0
-    for method, g in s[have_time].groupby("method", sort=False):
-        name = esc(method)
+    for series, method, g in _series(s[have_time]):
+        name = esc(series)
         labels = [_row_label(r, threads) for _, r in g.iterrows()]
         realized = [_safe_div(a, b) for a, b in zip(g["mac_share"], g["time_share"])]
         top = max(top, float(g["time_share"].max()), float(g["mac_share"].max()))
@@ -388,7 +399,8 @@ def _selection(lsh):
     out = []
     if "layer_selection" not in lsh.columns:
         return out
-    for _, g in lsh.groupby(["method", "fraction", "seed", "threads"], dropna=False, sort=False):
+    for _, g in lsh.groupby([k for k in CELL_KEYS if k in lsh.columns], dropna=False,
+                            sort=False):
         last = g.sort_values("epoch").iloc[-1]
         try:
             layers = json.loads(str(last["layer_selection"]))
@@ -417,7 +429,7 @@ def _fig6_quality(run: Run, colors) -> list | Missing:
               ("mass", "activation mass captured", "solid"),
               ("random_mass", "mass of a random set", "dot"),
               ("topk_mass", "mass of the true top-k (ceiling)", "dash"))
-    for method, g in q.groupby("method", sort=False):
+    for line, method, g in _series(q):
         cols = [c for c, _, _ in series if c in g]
         agg = g[["fraction"] + cols].apply(pd.to_numeric, errors="coerce") \
             .groupby("fraction").agg(["mean", "std"])
@@ -426,12 +438,12 @@ def _fig6_quality(run: Run, colors) -> list | Missing:
                 continue
             traces.append(go.Scatter(
                 x=list(agg.index), y=list(agg[(col, "mean")]), mode="lines+markers",
-                name=f"{esc(method)}: {what}", xaxis="x" if "recall" in col else "x2",
+                name=f"{esc(line)}: {what}", xaxis="x" if "recall" in col else "x2",
                 yaxis="y" if "recall" in col else "y2",
                 line=dict(color=colors[method] if not col.startswith("random") else "grey",
                           dash=dash),
                 error_y=dict(type="data", array=_sd(agg[(col, "std")]), visible=True),
-                hovertemplate=f"{esc(method)}<br>active fraction %{{x:g}}<br>{what}: "
+                hovertemplate=f"{esc(line)}<br>active fraction %{{x:g}}<br>{what}: "
                               "%{y:.3f}<extra></extra>"))
     return traces
 
@@ -448,9 +460,10 @@ def _fig7_curves(run: Run, colors) -> list | Missing:
         df[c] = pd.to_numeric(df[c], errors="coerce") if c in df else math.nan
     df = at_fewest_threads(df)
     traces = []
-    for (method, frac), g in df.groupby(["method", "fraction"], dropna=False, sort=False):
+    for series, method, g in _series(df, extra=(AXIS_KEY,)):
+        frac = g[AXIS_KEY].iloc[0] if AXIS_KEY in g else math.nan
         agg = g.groupby("epoch")[["loss", "eval_accuracy"]].agg(["mean", "std"])
-        name = esc(method) + (f" f={frac:g}" if finite(frac) else "")
+        name = esc(series) + (f" f={frac:g}" if finite(frac) else "")
         for col, ax, what in (("loss", "", "training loss"), ("eval_accuracy", "2",
                                                                 "test accuracy")):
             traces.append(go.Scatter(

@@ -24,7 +24,8 @@ from typing import Any
 
 from lshprof.names import FRACTION_PARAM
 
-__all__ = ["Dimension", "DIMENSIONS", "CELL_KEYS", "SUMMARY_KEYS", "REFERENCE_KEYS",
+__all__ = ["Dimension", "DIMENSIONS", "CELL_KEYS", "SUMMARY_KEYS", "REFERENCE_KEYS", "AXIS_KEY",
+           "SERIES_KEYS", "series_name",
            "REPLICATE_KEYS", "cell_id", "DataSpec", "NetworkSpec", "TrainingSpec", "MeasureSpec",
            "Cell", "sweep_params"]
 
@@ -73,6 +74,24 @@ REPLICATE_KEYS: tuple[str, ...] = tuple(d.name for d in DIMENSIONS if d.replicat
 SUMMARY_KEYS: tuple[str, ...] = tuple(d.name for d in DIMENSIONS if not d.replicate)
 #: a cell is set against the dense cell with the same values of these
 REFERENCE_KEYS: tuple[str, ...] = tuple(d.name for d in DIMENSIONS if not d.per_method)
+#: the key figures put on their x axis (accuracy, quality and cost against the active fraction)
+AXIS_KEY = "fraction"
+#: one line of a figure per value of these: a method's own settings but the axis
+SERIES_KEYS: tuple[str, ...] = tuple(d.name for d in DIMENSIONS
+                                     if d.per_method and d.name != AXIS_KEY)
+
+
+def series_name(key: dict[str, Any]) -> str:
+    """A figure line's name: the label, and ``name=value`` for every other series key
+    that is off its default (``lsh``, ``lsh mode=hogwild``)."""
+    parts = [str(key["method"])]
+    for d in DIMENSIONS:
+        if d.name in SERIES_KEYS and d.name != "method":
+            v = key.get(d.name, d.default)
+            missing = v is None or (isinstance(v, float) and math.isnan(v))
+            if not missing and v != d.default:
+                parts.append(f"{d.name}={d.text(v)}")
+    return " ".join(parts)
 
 
 def cell_id(key: dict[str, Any]) -> str:

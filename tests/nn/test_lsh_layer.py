@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-import reference as ref
+import naive.layers as ref
 from test_layers import TOL, check_csr, csr_from_mask, nodes_of
 from lshprof import MLP, ActiveSet, ConfigError, make_layer, train
 from lshprof import kernels as K

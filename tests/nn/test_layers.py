@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-import reference as ref
+import naive.layers as ref
 from lshprof import ActiveSet, ConfigError, make_layer
 
 #: The one tolerance for comparing a layer with the reference, per dtype. It also sets

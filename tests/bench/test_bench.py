@@ -14,7 +14,7 @@ from pathlib import Path
 import pyperf
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"batch": 32, "n_in": 128, "n_out": 1024}
 FAST = ("--debug-single-value", "--shapes", "small")
 DENSE_LSH = ["small/dense/forward", "small/dense/backward", "small/lsh/forward",

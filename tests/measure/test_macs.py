@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import reference as ref
+import naive.layers as ref
 from lshprof import MLP, ActiveSet, make_layer
 
 METHODS = {
