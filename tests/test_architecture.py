@@ -68,14 +68,12 @@ def test_every_module_has_a_layer():
     assert not missing, f"modules outside every layer (add them to LAYERS): {missing}"
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
-def test_imports_flow_down(path):
-    me = module_name(path)
-    if me in TOP:
-        return
+def upward_imports(me: str, found: list[tuple[int, str, list[str]]]) -> list[str]:
+    """The imports among ``found`` (as :func:`imports` lists them) that module ``me`` may not
+    make: one of a higher or the same layer's other package, or of the public API."""
     mine = unit(me)
     bad = []
-    for line, target, names in imports(path):
+    for line, target, names in found:
         # ``from lshprof.pkg import sub``: the module imported is lshprof.pkg.sub when it exists
         targets = [f"{target}.{n}" if (PKG.parent / f"{target}.{n}".replace(".", "/")).exists()
                    or (PKG.parent / (f"{target}.{n}".replace(".", "/") + ".py")).exists()
@@ -92,7 +90,34 @@ def test_imports_flow_down(path):
             if LAYERS[theirs] >= LAYERS[mine]:
                 bad.append(f"line {line}: {mine} (layer {LAYERS[mine]}) imports {t} "
                            f"(layer {LAYERS[theirs]})")
+    return bad
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_imports_flow_down(path):
+    me = module_name(path)
+    if me in TOP:
+        return
+    bad = upward_imports(me, imports(path))
     assert not bad, f"{me} imports against the layering:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("me, target, names", [
+    ("lshprof.nn.mlp", "lshprof.experiment.scenario", ["available_cores"]),   # up
+    ("lshprof.nn.training", "lshprof.cli", ["main"]),                       # up, far
+    ("lshprof.data.mnist", "lshprof.measure.system", ["machine_info"]),     # sideways
+    ("lshprof.kernels._dense", "lshprof.nn", ["layers"]),                  # a submodule, up
+    ("lshprof.analysis.check", "lshprof", ["Runner"]),                     # the public API
+])
+def test_the_layering_check_catches_a_wrong_import(me, target, names):
+    assert upward_imports(me, [(1, target, names)])
+
+
+def test_the_layering_check_lets_right_imports_through():
+    assert not upward_imports("lshprof.cli.run", [(1, "lshprof.experiment.runner", ["Runner"]),
+                                                  (2, "lshprof", ["__version__"]),
+                                                  (3, "lshprof.errors", ["ConfigError"])])
+    assert not upward_imports("lshprof.files", [(1, "lshprof.errors", ["ConfigError"])])
 
 
 @pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))

@@ -57,7 +57,10 @@ from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt,
 from lshprof.errors import ConfigError, ResultsError
 from lshprof.experiment.results import utc_now
 from lshprof.experiment.scenario import CheckTable
-from lshprof.experiment.sweep import SUMMARY_KEYS
+from lshprof.experiment.sweep import DIMENSIONS, SUMMARY_KEYS
+
+#: the sweep dimensions a cell profile has a field of its own for (the rest are in ``keys``)
+PROFILE_NAMED = ("method", "fraction", "seed", "threads")
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "DEFAULTS", "Finding", "CheckResult", "load_profile",
            "make_baseline", "write_baseline", "compare", "render_markdown", "render_junit",
@@ -102,7 +105,9 @@ class CellProfile(_Strict):
     fraction: float | None
     seed: NonNegativeInt
     threads: PositiveInt
-    mode: str = "sync"
+    #: the cell's values of the sweep's other dimensions (:data:`lshprof.experiment.sweep.DIMENSIONS`
+    #: beyond label, fraction, seed and threads; a missing one is at its default)
+    keys: dict[str, Any] = Field(default_factory=dict)
     epochs: PositiveInt
     accuracy: float = Field(ge=0.0, le=1.0)
     counts: dict[str, NonNegativeInt]
@@ -117,8 +122,10 @@ class CellProfile(_Strict):
     @property
     def key(self) -> dict[str, Any]:
         """The cell's value of every sweep dimension (:data:`lshprof.experiment.sweep.CELL_KEYS`)."""
-        return {"method": self.label, "fraction": self.fraction, "seed": self.seed,
-                "threads": self.threads, "mode": self.mode}
+        named = {"method": self.label, "fraction": self.fraction, "seed": self.seed,
+                 "threads": self.threads}
+        return {d.name: named[d.name] if d.name in named else self.keys.get(d.name, d.default)
+                for d in DIMENSIONS}
 
     def series(self, metric: str, clock: str) -> list[float] | None:
         """Per-epoch values of ``metric`` (time on ``clock``, or energy)."""
@@ -281,7 +288,9 @@ def _run_profile(folder: Path) -> Profile:
             "label": str(last["method"]), "kind": cell_kind(last),
             "fraction": None if pd.isna(fraction) else float(fraction),
             "seed": int(last["seed"]), "threads": int(last.get("threads") or 1),
-            "mode": str(last.get("mode") or "sync") if isinstance(last.get("mode"), str) else "sync",
+            "keys": {d.name: last[d.name] for d in DIMENSIONS if d.name not in PROFILE_NAMED
+                     and isinstance(last.get(d.name), (str, int, float))
+                     and not pd.isna(last[d.name]) and last[d.name] != d.default},
             "epochs": int(len(g)), "accuracy": float(last["eval_accuracy"]),
             "counts": {c: int(round(float(pd.to_numeric(g[c], errors="coerce").fillna(0).sum())))
                        for c in count_cols},

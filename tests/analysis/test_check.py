@@ -406,14 +406,7 @@ def test_missing_paths_and_bad_targets_exit_2(tmp_path, capsys):
     assert e.value.code == 2
 
 
-# -- real runs ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def ci_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("check") / "ci"
-    assert cli.main(["run", "ci", "-o", str(out), "-q", "--no-report"]) == 0
-    return out
-
-
+# -- real runs: ci_run (tests/conftest.py) is the whole ci scenario -----------------------------
 def test_baseline_of_a_run_checks_against_the_run(ci_run, tmp_path, capsys):
     f = tmp_path / "baseline.json"
     assert cli.main(["baseline", str(ci_run), "-o", str(f)]) == 0

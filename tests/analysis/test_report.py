@@ -5,9 +5,7 @@ import json
 import re
 import shutil
 from html.parser import HTMLParser
-from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from lshprof.cli import main
@@ -65,12 +63,13 @@ def cli(*args) -> int:
 
 # -- stored results of the ci scenario --------------------------------------------------------------
 @pytest.fixture(scope="module")
-def ci_runs(tmp_path_factory):
-    """Two stored runs of the ci scenario: two seeds (error bars), and one seed."""
+def ci_runs(tmp_path_factory, ci_run_two_seeds, ci_run):
+    """Two stored runs of the ci scenario: two seeds (error bars), and the whole scenario;
+    copies of the shared ones (tests/conftest.py), named ci-a and ci-b for the report."""
     base = tmp_path_factory.mktemp("runs")
     a, b = base / "ci-a", base / "ci-b"
-    assert cli("run", "ci", "-o", a, "-q", "--seeds", "0", "1", "--no-report") == 0
-    assert cli("run", "ci", "-o", b, "-q", "--no-report") == 0
+    shutil.copytree(ci_run_two_seeds, a)  # lshprof run ci -q --seeds 0 1 --no-report
+    shutil.copytree(ci_run, b)            # lshprof run ci -q
     assert not (a / "report.html").exists()
     return a, b
 
@@ -191,11 +190,8 @@ def test_two_runs_compared(ci_runs):
 
 
 # -- missing measurements -------------------------------------------------------------------------
-def test_missing_measurements_say_not_measured(tmp_path):
-    out = tmp_path / "dense-only"
-    assert cli("run", "ci", "-o", out, "-q", "--methods", "dense", "--energy", "none",
-               "--no-report") == 0
-    page = build_report([out])
+def test_missing_measurements_say_not_measured(ci_dense_run):
+    page = build_report([ci_dense_run])  # lshprof run ci -q --methods dense --energy none
     figs = figures_in(page)
     assert sorted(figs) == [1, 2, 3, 7]
     for num, why in ((4, "energy was not measured"), (5, "needs a dense cell"),
@@ -205,9 +201,9 @@ def test_missing_measurements_say_not_measured(tmp_path):
     assert set(re.findall(r'<td class="verdict [\w-]+">([^<]+)</td>', page)) == {"not measured"}
 
 
-def test_quality_off_says_how_to_turn_it_on(tmp_path):
+def test_quality_off_says_how_to_turn_it_on(root, tmp_path):
     scen = tmp_path / "noq.toml"
-    text = Path(__file__).resolve().parent.parent.joinpath("scenarios", "ci.toml").read_text()
+    text = root.joinpath("scenarios", "ci.toml").read_text()
     scen.write_text(text.replace("quality = true", "quality = false"))
     assert "quality = false" in scen.read_text()
     out = tmp_path / "noq"
@@ -228,9 +224,12 @@ def test_text_from_scenarios_and_metadata_is_escaped(ci_runs, tmp_path):
     meta["scenario"]["description"] = f"<img src=x onerror=alert(2)> {EVIL}"
     meta["machine"]["cpu_model"] = EVIL
     (run / "run.json").write_text(json.dumps(meta))
-    table = pd.read_csv(run / "measurements.csv", keep_default_na=False, na_values=[""])
-    table.loc[table["method"] == "lsh", "method"] = "<b>lsh</b>" + EVIL
-    table.to_csv(run / "measurements.csv", index=False)
+    for f in (run / "cells").glob("*.json"):  # the stored rows: one file per cell
+        doc = json.loads(f.read_text())
+        for row in doc["rows"]:
+            if row["method"] == "lsh":
+                row["method"] = "<b>lsh</b>" + EVIL
+        f.write_text(json.dumps(doc))
     page = build_report([run])
     body = page[page.index("</head>"):]
     assert EVIL not in body and "<img src=x" not in body and "<b>lsh</b>" not in body
@@ -314,14 +313,15 @@ def test_run_writes_its_report(tmp_path, capsys):
     page = (out / "report.html").read_text()
     assert sorted(figures_in(page)) == [1, 2, 3, 4, 5, 6, 7]
     # re-running a finished run writes the report again, and nothing else changes
-    rows = (out / "measurements.csv").read_text()
+    rows = {f.name: f.read_bytes() for f in (out / "cells").iterdir()}
     (out / "report.html").unlink()
     assert cli("run", "ci", "-o", out, "-q", "--methods", "dense", "lsh") == 0
-    assert (out / "report.html").exists() and (out / "measurements.csv").read_text() == rows
+    assert (out / "report.html").exists()
+    assert {f.name: f.read_bytes() for f in (out / "cells").iterdir()} == rows
 
 
-def test_thread_sweep_is_judged_and_labelled(tmp_path):
-    text = (Path(__file__).resolve().parent.parent / "scenarios" / "ci.toml").read_text()
+def test_thread_sweep_is_judged_and_labelled(root, tmp_path):
+    text = (root / "scenarios" / "ci.toml").read_text()
     scen = tmp_path / "threads.toml"
     assert "seeds = [0, 1, 2]" in text  # one seed, two thread counts instead
     scen.write_text(text.replace("seeds = [0, 1, 2]", "seeds = [0]\nthreads = [1, 2]"))

@@ -16,7 +16,6 @@ import warnings
 
 import pytest
 
-from lshprof.cli import main
 from lshprof.analysis.report import write_report
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu",
@@ -76,11 +75,12 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def pages(tmp_path_factory):
+def pages(tmp_path_factory, ci_run_two_seeds, ci_run):
+    """Reports of copies of the shared ci runs (tests/conftest.py), named ci-a and ci-b."""
     base = tmp_path_factory.mktemp("browser")
     a, b = base / "ci-a", base / "ci-b"
-    assert main(["run", "ci", "-o", str(a), "-q", "--seeds", "0", "1", "--no-report"]) == 0
-    assert main(["run", "ci", "-o", str(b), "-q", "--no-report"]) == 0
+    shutil.copytree(ci_run_two_seeds, a)  # lshprof run ci -q --seeds 0 1 --no-report
+    shutil.copytree(ci_run, b)            # lshprof run ci -q
     evil = base / "evil"
     shutil.copytree(b, evil)
     meta = json.loads((evil / "run.json").read_text())

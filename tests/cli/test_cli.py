@@ -7,20 +7,15 @@ import sys
 import pytest
 
 
-def run(cmd, env, *args, cwd=None):
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=300)
-
-
-def test_help_lists_commands(lshprof_cmd, cli_env):
-    r = run(lshprof_cmd, cli_env, "--help")
+def test_help_lists_commands(lshprof_run):
+    r = lshprof_run("--help")
     assert r.returncode == 0
     for command in ("demo", "quality", "methods"):
         assert command in r.stdout
 
 
-def test_no_command_prints_help_and_fails(lshprof_cmd, cli_env):
-    r = run(lshprof_cmd, cli_env)
+def test_no_command_prints_help_and_fails(lshprof_run):
+    r = lshprof_run()
     assert r.returncode == 2
     assert "usage: lshprof" in r.stdout
 
@@ -38,26 +33,26 @@ def test_help_does_not_import_numba(cli_env):
     assert r.stdout.strip().splitlines()[-1] == "False False"
 
 
-def test_version(lshprof_cmd, cli_env):
+def test_version(lshprof_run):
     import lshprof
 
-    r = run(lshprof_cmd, cli_env, "--version")
+    r = lshprof_run("--version")
     assert r.returncode == 0
     assert r.stdout.strip() == f"lshprof {lshprof.__version__}"
 
 
-def test_methods_lists_every_method(lshprof_cmd, cli_env):
+def test_methods_lists_every_method(lshprof_run):
     from lshprof.nn.layers import LAYERS
 
-    r = run(lshprof_cmd, cli_env, "methods")
+    r = lshprof_run("methods")
     assert r.returncode == 0, r.stderr
     for name in LAYERS:
         assert name in r.stdout
 
 
-def test_demo_small_run_writes_table_and_json(lshprof_cmd, cli_env, tmp_path):
+def test_demo_small_run_writes_table_and_json(lshprof_run, tmp_path):
     out = tmp_path / "demo.json"
-    r = run(lshprof_cmd, cli_env, "demo", "--n-train", "300", "--n-test", "100", "--epochs", "1",
+    r = lshprof_run("demo", "--n-train", "300", "--n-test", "100", "--epochs", "1",
             "--hidden", "40", "--fraction", "0.1", "--json", str(out))
     assert r.returncode == 0, r.stderr
     data = json.loads(out.read_text())
@@ -92,17 +87,17 @@ def test_demo_small_run_writes_table_and_json(lshprof_cmd, cli_env, tmp_path):
         (["demo", "--lr", "-1", "--n-train", "50", "--methods", "dense"], "optimizer adam: lr must be"),
     ],
 )
-def test_bad_arguments_fail_with_one_clear_line(lshprof_cmd, cli_env, tmp_path, args, message):
-    r = run(lshprof_cmd, cli_env, *args, cwd=tmp_path)
+def test_bad_arguments_fail_with_one_clear_line(lshprof_run, tmp_path, args, message):
+    r = lshprof_run(*args, cwd=tmp_path)
     assert r.returncode == 2
     assert message in r.stderr
     assert "Traceback" not in r.stderr
     assert list(tmp_path.iterdir()) == []
 
 
-def test_quality_scores_every_family_and_policy(lshprof_cmd, cli_env, tmp_path):
+def test_quality_scores_every_family_and_policy(lshprof_run, tmp_path):
     out = tmp_path / "q.json"
-    r = run(lshprof_cmd, cli_env, "quality", "--n-in", "24", "--n-out", "80", "--n-train", "200",
+    r = lshprof_run("quality", "--n-in", "24", "--n-out", "80", "--n-train", "200",
             "--n-queries", "40", "--train-epochs", "1", "--L", "4", "--K", "3",
             "--fractions", "0.1", "--json", str(out))
     assert r.returncode == 0, r.stderr
@@ -122,8 +117,8 @@ def test_quality_scores_every_family_and_policy(lshprof_cmd, cli_env, tmp_path):
     (["--policies", "best"], "unknown policy 'best'"),
     (["--json", "/nonexistent-dir/q.json"], "does not exist"),
 ])
-def test_quality_bad_arguments_exit_2(lshprof_cmd, cli_env, args, msg):
-    r = run(lshprof_cmd, cli_env, "quality", "--n-in", "8", "--n-out", "20", "--n-train", "50",
+def test_quality_bad_arguments_exit_2(lshprof_run, args, msg):
+    r = lshprof_run("quality", "--n-in", "8", "--n-out", "20", "--n-train", "50",
             "--n-queries", "5", *args)
     assert r.returncode == 2
     assert msg in r.stderr and r.stderr.count("\n") == 1

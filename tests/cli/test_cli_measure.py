@@ -8,11 +8,7 @@ import time
 import pytest
 
 from lshprof.experiment.results import load_results, read_run
-from test_energy_powercap import make_tree
-
-
-def run(cmd, env, *args, timeout=300):
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=timeout)
+from fake_sysfs import make_tree
 
 
 def fake_rapl(tmp_path):
@@ -26,10 +22,10 @@ SMALL = ["--n-train", "200", "--n-test", "50", "--epochs", "2", "--hidden", "32"
          "--methods", "dense", "lsh", "--fraction", "0.25"]
 
 
-def test_sysinfo_reports_each_backend_and_why(lshprof_cmd, cli_env, tmp_path):
+def test_sysinfo_reports_each_backend_and_why(lshprof_run, tmp_path):
     missing = tmp_path / "nothing"
-    r = run(lshprof_cmd, cli_env, "sysinfo", "--powercap-root", str(missing), "--json",
-            str(tmp_path / "si.json"))
+    r = lshprof_run("sysinfo", "--powercap-root", str(missing), "--json",
+                    str(tmp_path / "si.json"))
     assert r.returncode == 0, r.stderr
     assert "energy backends" in r.stdout
     assert "not present" in r.stdout
@@ -42,38 +38,38 @@ def test_sysinfo_reports_each_backend_and_why(lshprof_cmd, cli_env, tmp_path):
     assert d["threads"]["numba_threads"] == 1
 
 
-def test_sysinfo_sees_a_readable_tree(lshprof_cmd, cli_env, tmp_path):
+def test_sysinfo_sees_a_readable_tree(lshprof_run, tmp_path):
     root = fake_rapl(tmp_path)
-    r = run(lshprof_cmd, cli_env, "sysinfo", "--powercap-root", str(root))
+    r = lshprof_run("sysinfo", "--powercap-root", str(root))
     assert r.returncode == 0, r.stderr
     assert "package-0" in r.stdout and "dram" in r.stdout
     assert "--energy auto would use: powercap" in r.stdout
 
 
-def test_calibrate_without_rapl_is_one_clear_line(lshprof_cmd, cli_env, tmp_path):
+def test_calibrate_without_rapl_is_one_clear_line(lshprof_run, tmp_path):
     out = tmp_path / "model.json"
-    r = run(lshprof_cmd, cli_env, "calibrate", "--powercap-root", str(tmp_path / "none"),
-            "-o", str(out))
+    r = lshprof_run("calibrate", "--powercap-root", str(tmp_path / "none"),
+                    "-o", str(out))
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1
     assert "not present" in r.stderr and "LSHPROF_POWERCAP_ROOT" in r.stderr
     assert not out.exists()
 
 
-def test_demo_with_unavailable_powercap_fails_before_writing(lshprof_cmd, cli_env, tmp_path):
+def test_demo_with_unavailable_powercap_fails_before_writing(lshprof_run, tmp_path):
     out = tmp_path / "run"
-    r = run(lshprof_cmd, cli_env, "demo", *SMALL, "--energy", "powercap", "--powercap-root",
-            str(tmp_path / "none"), "-o", str(out))
+    r = lshprof_run("demo", *SMALL, "--energy", "powercap", "--powercap-root",
+                    str(tmp_path / "none"), "-o", str(out))
     assert r.returncode == 2
     last = r.stderr.strip().splitlines()[-1]  # the error is one line, after the banner
     assert last.startswith("lshprof demo: error:") and "not present" in last
     assert not out.exists()
 
 
-def test_demo_auto_falls_back_says_why_once_and_writes_the_run(lshprof_cmd, cli_env, tmp_path):
+def test_demo_auto_falls_back_says_why_once_and_writes_the_run(lshprof_run, tmp_path):
     out = tmp_path / "run"
-    r = run(lshprof_cmd, cli_env, "demo", *SMALL, "--powercap-root", str(tmp_path / "none"),
-            "-o", str(out), "--idle-baseline", "0.05")
+    r = lshprof_run("demo", *SMALL, "--powercap-root", str(tmp_path / "none"),
+                    "-o", str(out), "--idle-baseline", "0.05")
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("powercap unavailable (not present)") == 1
     assert "idle baseline not measured" in r.stderr
@@ -89,24 +85,26 @@ def test_demo_auto_falls_back_says_why_once_and_writes_the_run(lshprof_cmd, cli_
     assert meta["scenario"]["name"] == "demo"
 
 
-def test_demo_refuses_to_overwrite_a_run(lshprof_cmd, cli_env, tmp_path):
+def test_demo_refuses_to_overwrite_a_run(lshprof_run, tmp_path):
     out = tmp_path / "run"
-    assert run(lshprof_cmd, cli_env, "demo", *SMALL, "--energy", "none", "-o", str(out)).returncode == 0
-    before = (out / "measurements.csv").read_bytes()
-    r = run(lshprof_cmd, cli_env, "demo", *SMALL, "--energy", "none", "-o", str(out))
+    assert lshprof_run("demo", *SMALL, "--energy", "none", "-o", str(out)).returncode == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    r = lshprof_run("demo", *SMALL, "--energy", "none", "-o", str(out))
     assert r.returncode == 2 and "already holds a run" in r.stderr
-    assert (out / "measurements.csv").read_bytes() == before
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 def test_ctrl_c_keeps_finished_rows_and_marks_the_run(lshprof_cmd, cli_env, tmp_path):
+    """SIGINT while the second cell (lsh) runs: the finished first cell (dense) is kept; a
+    cell is stored whole or not at all."""
     out = tmp_path / "run"
     p = subprocess.Popen([*lshprof_cmd, "demo", "--n-train", "2000", "--epochs", "200",
-                          "--hidden", "64", "--methods", "dense", "--energy", "none",
+                          "--hidden", "64", "--methods", "dense", "lsh", "--energy", "none",
                           "-o", str(out)], env=cli_env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
-    table = out / "measurements.csv"
+    meta_file = out / "run.json"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (table.exists() and read_run(out)["rows"] >= 2):
+    while time.monotonic() < deadline and not (meta_file.exists() and read_run(out)["rows"] >= 2):
         time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=60)
@@ -119,10 +117,10 @@ def test_ctrl_c_keeps_finished_rows_and_marks_the_run(lshprof_cmd, cli_env, tmp_
     assert load_results(out, complete_only=True).empty
 
 
-def test_demo_with_a_missing_energy_model_fails_cleanly(lshprof_cmd, cli_env, tmp_path):
+def test_demo_with_a_missing_energy_model_fails_cleanly(lshprof_run, tmp_path):
     out = tmp_path / "run"
-    r = run(lshprof_cmd, cli_env, "demo", *SMALL, "--energy", "estimate", "--energy-model",
-            str(tmp_path / "nope.json"), "-o", str(out))
+    r = lshprof_run("demo", *SMALL, "--energy", "estimate", "--energy-model",
+                    str(tmp_path / "nope.json"), "-o", str(out))
     assert r.returncode == 2
     last = r.stderr.strip().splitlines()[-1]
     assert "energy model file" in last and "not found" in last and "lshprof calibrate" in last
@@ -134,6 +132,6 @@ def test_demo_with_a_missing_energy_model_fails_cleanly(lshprof_cmd, cli_env, tm
     (["demo", "--idle-baseline", "-1"], "--idle-baseline"),
     (["demo", "--energy", "rapl"], "--energy"),
 ])
-def test_bad_measuring_options_are_usage_errors(lshprof_cmd, cli_env, args, match):
-    r = run(lshprof_cmd, cli_env, *args)
+def test_bad_measuring_options_are_usage_errors(lshprof_run, args, match):
+    r = lshprof_run(*args)
     assert r.returncode == 2 and match in r.stderr

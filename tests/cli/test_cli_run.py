@@ -1,6 +1,8 @@
 """`lshprof run` and `lshprof scenarios` as a user runs them: subprocesses, exit codes, output,
-and what lands (or does not land) on disk."""
+and what lands (or does not land) on disk. Where only the stored results are checked, the run
+is in process (`lshprof.cli.main`)."""
 
+import concurrent.futures
 import json
 import os
 import shutil
@@ -12,6 +14,7 @@ import tomllib
 
 import pytest
 
+from lshprof.cli import main
 from lshprof.experiment.results import load_results, read_run
 from lshprof.experiment.scenario import builtin_scenarios, load_scenario
 
@@ -19,19 +22,13 @@ BUILTIN = ["quickstart", "paper-rectangles", "paper-convex", "paper-mnist", "pap
            "wide-output", "ci"]
 
 
-def run(cmd, env, *args, cwd=None, timeout=300):
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=timeout)
-
-
 def cells_of(df):
     return df.groupby("cell").size().to_dict()
 
 
 # -- lshprof run ci, end to end ------------------------------------------------------------------------
-def test_run_ci_end_to_end(lshprof_cmd, cli_env, tmp_path):
-    out = tmp_path / "ci-run"
-    r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out))
+def test_run_ci_end_to_end(ci_run_default):
+    out, r = ci_run_default  # lshprof run ci -o DIR
     assert r.returncode == 0, r.stderr
     meta = read_run(out)
     assert meta["status"] == "complete" and meta["complete"]
@@ -59,32 +56,30 @@ def test_run_ci_end_to_end(lshprof_cmd, cli_env, tmp_path):
     assert (lsh["macs_quality"] > 0).all() and (dense["macs_quality"] == 0).all()
 
 
-def test_run_ci_counts_are_reproducible(lshprof_cmd, cli_env, tmp_path):
-    """MACs and active sets at a fixed seed are exact: two runs agree to the unit."""
-    outs = [tmp_path / "a", tmp_path / "b"]
-    for out in outs:
-        r = run(lshprof_cmd, cli_env, "run", "ci", "-q", "-o", str(out))
-        assert r.returncode == 0, r.stderr
-    a, b = (load_results(o).sort_values(["cell", "epoch"]).reset_index(drop=True) for o in outs)
+def test_run_ci_counts_are_reproducible(ci_run, ci_run_default):
+    """MACs and active sets at a fixed seed are exact: two runs (``lshprof run ci -q`` and
+    ``lshprof run ci``, each in its own process) agree to the unit."""
+    out, r = ci_run_default
+    assert r.returncode == 0, r.stderr
+    a, b = (load_results(o).sort_values(["cell", "epoch"]).reset_index(drop=True)
+            for o in (ci_run, out))
     for col in ("macs_total", "macs_forward", "macs_backward_input", "macs_backward_weight",
                 "macs_select", "macs_hash", "macs_rehash",
                 "bytes_moved", "layer_active_fraction", "eval_accuracy", "loss"):
         assert a[col].tolist() == b[col].tolist(), col
 
 
-def test_quiet_prints_only_the_table(lshprof_cmd, cli_env, tmp_path):
-    r = run(lshprof_cmd, cli_env, "run", "ci", "-q", "-o", str(tmp_path / "q"))
+def test_quiet_prints_only_the_table(ci_run_output):
+    r = ci_run_output  # lshprof run ci -q -o DIR
     assert r.returncode == 0
     assert r.stderr == ""
     assert "lshprof run ci" in r.stdout and "results:" in r.stdout
 
 
-def test_overrides_replace_the_scenario(lshprof_cmd, cli_env, tmp_path):
+def test_overrides_replace_the_scenario(tmp_path):
     out = tmp_path / "o"
-    r = run(lshprof_cmd, cli_env, "run", "ci", "-q", "-o", str(out), "--epochs", "1",
-            "--seeds", "3", "4", "--energy", "none", "--methods", "dense", "lsh",
-            "--fractions", "0.25")
-    assert r.returncode == 0, r.stderr
+    assert main(["run", "ci", "-q", "-o", str(out), "--epochs", "1", "--seeds", "3", "4",
+                 "--energy", "none", "--methods", "dense", "lsh", "--fractions", "0.25"]) == 0
     df = load_results(out)
     assert set(df["seed"]) == {3, 4} and set(df["epoch"]) == {1}
     assert set(df["method"]) == {"dense", "lsh"}
@@ -94,11 +89,10 @@ def test_overrides_replace_the_scenario(lshprof_cmd, cli_env, tmp_path):
     assert settings["training"]["epochs"] == 1 and settings["measure"]["energy"] == "none"
 
 
-def test_quick_shrinks_the_run(lshprof_cmd, cli_env, tmp_path):
+def test_quick_shrinks_the_run(tmp_path):
     out = tmp_path / "quick"
-    r = run(lshprof_cmd, cli_env, "run", "quickstart", "--quick", "-q", "-o", str(out),
-            "--methods", "dense", "lsh")
-    assert r.returncode == 0, r.stderr
+    assert main(["run", "quickstart", "--quick", "-q", "-o", str(out),
+                 "--methods", "dense", "lsh"]) == 0
     df = load_results(out)
     q = tomllib.loads(builtin_scenarios()["quickstart"].read_text())["quick"]
     assert set(df["epoch"]) == set(range(1, q["epochs"] + 1))
@@ -107,9 +101,8 @@ def test_quick_shrinks_the_run(lshprof_cmd, cli_env, tmp_path):
     assert read_run(out)["scenario"]["settings"]["quick_applied"] is True
 
 
-def test_default_output_folder_is_under_runs(lshprof_cmd, cli_env, tmp_path):
-    r = run(lshprof_cmd, cli_env, "run", "ci", "-q", "--methods", "dense", "--epochs", "1",
-            cwd=tmp_path)
+def test_default_output_folder_is_under_runs(lshprof_run, tmp_path):
+    r = lshprof_run("run", "ci", "-q", "--methods", "dense", "--epochs", "1", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     (folder,) = (tmp_path / "runs").iterdir()
     assert folder.name.startswith("ci-")
@@ -174,14 +167,30 @@ BROKEN = [
 ]
 
 
+@pytest.fixture(scope="module")
+def broken_runs(tmp_path_factory, lshprof_run_session):
+    """Every BROKEN file through ``lshprof run`` and ``lshprof scenarios --check``, one
+    subprocess each, the cases started together on every CPU (each is mostly start-up):
+    ``{what: future of (file, output folder, run's CompletedProcess, check's)}``."""
+    base = tmp_path_factory.mktemp("broken")
+
+    def one(i, old, new):
+        folder = base / f"case-{i}"
+        folder.mkdir()
+        f = folder / "broken.toml"
+        f.write_text(GOOD.replace(old, new.replace("{tmp}", str(folder))))
+        out = folder / "out"
+        return (f, out, lshprof_run_session("run", f, "-o", out),
+                lshprof_run_session("scenarios", "--check", f))
+
+    with concurrent.futures.ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        yield {what: pool.submit(one, i, old, new) for i, (what, old, new, _) in enumerate(BROKEN)}
+
+
 @pytest.mark.parametrize("what,old,new,words", BROKEN, ids=[b[0] for b in BROKEN])
-def test_broken_scenario_is_one_clear_line(lshprof_cmd, cli_env, tmp_path, what, old, new,
-                                           words):
+def test_broken_scenario_is_one_clear_line(broken_runs, what, old, new, words):
     assert old in GOOD
-    f = tmp_path / "broken.toml"
-    f.write_text(GOOD.replace(old, new.replace("{tmp}", str(tmp_path))))
-    out = tmp_path / "out"
-    r = run(lshprof_cmd, cli_env, "run", str(f), "-o", str(out))
+    f, out, r, c = broken_runs[what].result()
     assert r.returncode == 2, (what, r.stdout, r.stderr)
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, r.stderr
@@ -190,57 +199,53 @@ def test_broken_scenario_is_one_clear_line(lshprof_cmd, cli_env, tmp_path, what,
         assert w in lines[0], (w, lines[0])
     assert not out.exists()
     # the same file through `lshprof scenarios --check`
-    c = run(lshprof_cmd, cli_env, "scenarios", "--check", str(f))
     assert c.returncode == 2 and words[0] in c.stderr
 
 
-def test_good_scenario_file_runs(lshprof_cmd, cli_env, tmp_path):
+def test_good_scenario_file_runs(tmp_path):
     f = tmp_path / "good.toml"
     f.write_text(GOOD)
-    r = run(lshprof_cmd, cli_env, "run", str(f), "-q", "-o", str(tmp_path / "out"))
-    assert r.returncode == 0, r.stderr
+    assert main(["run", str(f), "-q", "-o", str(tmp_path / "out")]) == 0
     assert len(load_results(tmp_path / "out")) == 2
 
 
-def test_missing_scenario_and_bad_option(lshprof_cmd, cli_env, tmp_path):
-    r = run(lshprof_cmd, cli_env, "run", "no-such-scenario")
+def test_missing_scenario_and_bad_option(lshprof_run, tmp_path):
+    r = lshprof_run("run", "no-such-scenario")
     assert r.returncode == 2 and "no built-in scenario 'no-such-scenario'" in r.stderr
     assert "quickstart" in r.stderr
-    r = run(lshprof_cmd, cli_env, "run", str(tmp_path / "x.toml"))
+    r = lshprof_run("run", str(tmp_path / "x.toml"))
     assert r.returncode == 2 and "not found" in r.stderr
-    r = run(lshprof_cmd, cli_env, "run", "ci", "--methods", "dense", "sparse")
+    r = lshprof_run("run", "ci", "--methods", "dense", "sparse")
     assert r.returncode == 2 and "no method 'sparse'" in r.stderr
-    r = run(lshprof_cmd, cli_env, "run", "ci", "--fractions", "0")
+    r = lshprof_run("run", "ci", "--fractions", "0")
     assert r.returncode == 2 and "(0, 1]" in r.stderr
 
 
-def test_pool_larger_than_input_fails_before_writing(lshprof_cmd, cli_env, tmp_path):
+def test_pool_larger_than_input_fails_before_writing(lshprof_run, tmp_path):
     f = tmp_path / "pool.toml"
     f.write_text(GOOD.replace("K = 4", "K = 4\npool = 16"))  # the data has 8 features
     out = tmp_path / "out"
-    r = run(lshprof_cmd, cli_env, "run", str(f), "-o", str(out))
+    r = lshprof_run("run", str(f), "-o", str(out))
     assert r.returncode == 2 and "pool" in r.stderr and "8 inputs" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not out.exists()
 
 
-def test_output_folder_that_is_not_a_run_is_refused(lshprof_cmd, cli_env, tmp_path):
+def test_output_folder_that_is_not_a_run_is_refused(lshprof_run, tmp_path):
     out = tmp_path / "busy"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out))
+    r = lshprof_run("run", "ci", "-o", str(out))
     assert r.returncode == 2 and "not empty" in r.stderr
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
 # -- resuming ----------------------------------------------------------------------------------------
-def test_resume_skips_finished_cells_and_redoes_a_cut_one(lshprof_cmd, cli_env, tmp_path,
-                                                          monkeypatch):
+def test_resume_skips_finished_cells_and_redoes_a_cut_one(lshprof_run, tmp_path, monkeypatch):
     """Ctrl-C in the middle of the third cell's second epoch (in process, so it lands at an
     exact point), then the resume command in a subprocess. A cell is stored whole or not at
     all: the cut one leaves nothing behind and runs again."""
     import lshprof.experiment.execute as execute
-    from lshprof.cli import app as cli
 
     out = tmp_path / "r"
     original = execute.run_cell
@@ -258,7 +263,7 @@ def test_resume_skips_finished_cells_and_redoes_a_cut_one(lshprof_cmd, cli_env, 
         return original(cell, on_batch=hook, **k)
 
     monkeypatch.setattr(execute, "run_cell", cut)
-    rc = cli.main(["run", "ci", "-o", str(out), "--seeds", "0", "--epochs", "2"])
+    rc = main(["run", "ci", "-o", str(out), "--seeds", "0", "--epochs", "2"])
     monkeypatch.undo()
     assert rc == 130 and len(started) == 3
     meta = read_run(out)
@@ -267,8 +272,7 @@ def test_resume_skips_finished_cells_and_redoes_a_cut_one(lshprof_cmd, cli_env, 
     cells = [c for c in load_scenario("ci").cells() if c.seed == 0]  # the run has --seeds 0
     assert cells_of(df) == {cells[0].id: 2, cells[1].id: 2}
 
-    r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out), "--seeds", "0",
-            "--epochs", "2")
+    r = lshprof_run("run", "ci", "-o", str(out), "--seeds", "0", "--epochs", "2")
     assert r.returncode == 0, r.stderr
     assert "2 of 6 cells already finished" in r.stderr
     meta = read_run(out)
@@ -284,13 +288,13 @@ def test_resume_skips_finished_cells_and_redoes_a_cut_one(lshprof_cmd, cli_env, 
     assert len(meta["resumed_at"]) == 1
 
     # a third time: nothing to do
-    r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out), "--seeds", "0",
-            "--epochs", "2")
+    r = lshprof_run("run", "ci", "-o", str(out), "--seeds", "0", "--epochs", "2")
     assert r.returncode == 0 and "nothing to run" in r.stderr
     assert read_run(out)["cells"] == 6
 
 
-def test_ctrl_c_keeps_rows_and_prints_the_resume_command(lshprof_cmd, cli_env, tmp_path):
+def test_ctrl_c_keeps_rows_and_prints_the_resume_command(lshprof_cmd, cli_env, lshprof_run,
+                                                         tmp_path):
     """A real SIGINT to a running sweep: exit 130, status interrupted, finished rows kept,
     and the printed command completes the run."""
     f = tmp_path / "slow.toml"
@@ -300,10 +304,10 @@ def test_ctrl_c_keeps_rows_and_prints_the_resume_command(lshprof_cmd, cli_env, t
     out = tmp_path / "slow"
     proc = subprocess.Popen([*lshprof_cmd, "run", str(f), "-o", str(out)], env=cli_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    table = out / "measurements.csv"
+    meta_file = out / "run.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if table.exists() and table.read_text().count("\n") >= 3:  # header + 2 rows
+        if meta_file.exists() and read_run(out)["rows"] >= 2:  # a finished cell: 3 rows
             break
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
@@ -316,29 +320,28 @@ def test_ctrl_c_keeps_rows_and_prints_the_resume_command(lshprof_cmd, cli_env, t
     assert meta["status"] == "interrupted"
     kept = load_results(out)
     assert len(kept) >= 2
-    command = stderr.split("resume with: ")[1].strip().split()
+    command = stderr.split("resume with: ")[1].splitlines()[0].split()  # its own line
     assert command[:2] == ["lshprof", "run"]
-    r = run(lshprof_cmd, cli_env, *command[1:])
+    r = lshprof_run(*command[1:])
     assert r.returncode == 0, r.stderr
     assert read_run(out)["rows"] == 3 * 2 * 3
 
 
-def test_resume_with_other_settings_is_refused(lshprof_cmd, cli_env, tmp_path):
+def test_resume_with_other_settings_is_refused(lshprof_run, ci_dense_run, tmp_path):
     out = tmp_path / "r"
-    assert run(lshprof_cmd, cli_env, "run", "ci", "-q", "-o", str(out), "--methods",
-               "dense").returncode == 0
-    before = (out / "measurements.csv").read_bytes()
-    r = run(lshprof_cmd, cli_env, "run", "ci", "-o", str(out), "--methods", "dense",
-            "--epochs", "3")
+    shutil.copytree(ci_dense_run, out)  # lshprof run ci -q --methods dense --energy none
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    r = lshprof_run("run", "ci", "-o", str(out), "--methods", "dense", "--energy", "none",
+                    "--epochs", "3")
     assert r.returncode == 2
     assert "other settings" in r.stderr and "training.epochs: 6 vs 3" in r.stderr
-    assert (out / "measurements.csv").read_bytes() == before
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
 # -- lshprof scenarios -------------------------------------------------------------------------------
-def test_every_builtin_scenario_is_valid_and_listed(lshprof_cmd, cli_env):
+def test_every_builtin_scenario_is_valid_and_listed(lshprof_run):
     assert set(BUILTIN) <= set(builtin_scenarios())
-    r = run(lshprof_cmd, cli_env, "scenarios")
+    r = lshprof_run("scenarios")
     assert r.returncode == 0, r.stderr
     for name in BUILTIN:
         s = load_scenario(name)
@@ -347,7 +350,7 @@ def test_every_builtin_scenario_is_valid_and_listed(lshprof_cmd, cli_env):
     assert "(default)" in r.stdout
 
 
-def test_builtin_scenarios_match_the_issue(lshprof_cmd):
+def test_builtin_scenarios_match_the_issue():
     q = load_scenario("quickstart")
     labels = {c.method for c in q.cells()}
     assert {"dense", "dropout", "adaptive_dropout", "wta", "lsh", "topk"} <= labels
@@ -363,23 +366,23 @@ def test_builtin_scenarios_match_the_issue(lshprof_cmd):
     assert w.model.network.hidden == [128]
 
 
-def test_scenarios_prints_a_file_and_the_schema(lshprof_cmd, cli_env, tmp_path):
-    r = run(lshprof_cmd, cli_env, "scenarios", "ci")
+def test_scenarios_prints_a_file_and_the_schema(lshprof_run, tmp_path):
+    r = lshprof_run("scenarios", "ci")
     assert r.returncode == 0
     assert tomllib.loads(r.stdout)["scenario"]["name"] == "ci"
     # a printed scenario, saved and edited, is a valid scenario file
     f = tmp_path / "mine.toml"
     f.write_text(r.stdout.replace('name = "ci"', 'name = "mine"'))
     assert load_scenario(str(f)).name == "mine"
-    r = run(lshprof_cmd, cli_env, "scenarios", "--schema")
+    r = lshprof_run("scenarios", "--schema")
     schema = json.loads(r.stdout)
     assert {"scenario", "data", "methods"} <= set(schema["properties"])
-    r = run(lshprof_cmd, cli_env, "scenarios", "nope")
+    r = lshprof_run("scenarios", "nope")
     assert r.returncode == 2 and "no built-in scenario" in r.stderr
 
 
-def test_builtin_scenarios_work_outside_the_repository(lshprof_cmd, cli_env, tmp_path):
-    r = run(lshprof_cmd, cli_env, "scenarios", "--check", "ci", "quickstart", cwd=tmp_path)
+def test_builtin_scenarios_work_outside_the_repository(lshprof_run, tmp_path):
+    r = lshprof_run("scenarios", "--check", "ci", "quickstart", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "ci: ok" in r.stdout
 
@@ -409,7 +412,7 @@ def test_the_wheel_holds_every_subpackage_and_the_scenarios(root, tmp_path):
     assert scenarios and all(f"lshprof/scenarios/{s}" in names for s in scenarios)
 
 
-def test_user_data_paths_are_relative_to_the_scenario_file(lshprof_cmd, cli_env, tmp_path):
+def test_user_data_paths_are_relative_to_the_scenario_file(lshprof_run, tmp_path):
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -422,13 +425,13 @@ def test_user_data_paths_are_relative_to_the_scenario_file(lshprof_cmd, cli_env,
     f.write_text(GOOD.replace('dataset = "gaussian"\nn_train = 100\nn_test = 50\nn_features = 8',
                               'dataset = "npz"\npath = "data/mine.npz"'))
     out = tmp_path / "out"
-    r = run(lshprof_cmd, cli_env, "run", str(f), "-q", "-o", str(out), cwd=tmp_path)
+    r = lshprof_run("run", str(f), "-q", "-o", str(out), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     settings = read_run(out)["scenario"]["settings"]
     assert settings["data"]["path"] == str(folder / "data" / "mine.npz")
     assert set(load_results(out)["n_train"]) == {96}
     # a wrong path names the file option and the scenario
     f.write_text(f.read_text().replace("data/mine.npz", "data/other.npz"))
-    r = run(lshprof_cmd, cli_env, "run", str(f), "-o", str(tmp_path / "out2"), cwd=tmp_path)
+    r = lshprof_run("run", str(f), "-o", str(tmp_path / "out2"), cwd=tmp_path)
     assert r.returncode == 2 and "other.npz" in r.stderr and "'path'" in r.stderr
     assert not (tmp_path / "out2").exists()

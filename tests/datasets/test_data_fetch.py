@@ -13,8 +13,6 @@ import hashlib
 import http.server
 import json
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -24,7 +22,6 @@ from lshprof.data import fetch as _fetch
 from lshprof.data.fetch import RemoteFile, Source
 from lshprof.errors import ConfigError, DataError
 
-ROOT = Path(__file__).resolve().parent.parent
 MNIST_NAMES = [f.name for f in _fetch.SOURCES["mnist"].files]
 
 
@@ -360,41 +357,6 @@ def test_sources_file(monkeypatch, tmp_path):
 # --------------------------------------------------------------------------- the command
 
 
-def _wired() -> bool:
-    from lshprof.cli.app import build_parser
-
-    try:
-        build_parser().parse_args(["data", "path"])
-    except SystemExit:
-        return False
-    return True
-
-
-# Until ``data`` is wired into lshprof.cli.app, this stand-in runs the same handlers the same way.
-_DRIVER = """
-import argparse, sys
-from lshprof.cli.data import add_parser
-from lshprof.errors import LshprofError
-parser = argparse.ArgumentParser(prog="lshprof")
-add_parser(parser.add_subparsers(dest="command"))
-args = parser.parse_args()
-try:
-    code = args.func(args) or 0
-except LshprofError as exc:
-    print(f"lshprof {args.command}: error: {exc}", file=sys.stderr)
-    code = 2
-sys.exit(code)
-"""
-
-
-@pytest.fixture(scope="module")
-def data_cmd():
-    """The real command; the stand-in only while ``data`` is not wired into lshprof.cli.app."""
-    if _wired():
-        return [sys.executable, "-m", "lshprof", "data"]
-    return [sys.executable, "-c", _DRIVER, "data"]
-
-
 @pytest.fixture
 def fake_mnist(server, tmp_path):
     """Files named like MNIST's on the local server, and a sources file describing them."""
@@ -411,32 +373,37 @@ def fake_mnist(server, tmp_path):
     return base, folder, files, sources
 
 
-def _run(cmd, sources_file, *args):
-    env = dict(os.environ, LSHPROF_SOURCES_FILE=str(sources_file),
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=env, timeout=60)
+@pytest.fixture
+def data_cmd(lshprof_run):
+    """``data_cmd(sources file, *args)``: ``lshprof data ARGS`` in a subprocess, with that
+    sources file."""
+
+    def run(sources_file, *args):
+        return lshprof_run("data", *args, env={"LSHPROF_SOURCES_FILE": sources_file}, timeout=60)
+
+    return run
 
 
 def test_cli_fetch_good(data_cmd, fake_mnist, tmp_path):
     base, folder, files, sources = fake_mnist
     root = tmp_path / "cache"
-    r = _run(data_cmd, sources(), "fetch", "mnist", "--root", str(root), "--mirror", f"{base}/m/")
+    r = data_cmd(sources(), "fetch", "mnist", "--root", str(root), "--mirror", f"{base}/m/")
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     for f in files:
         assert (root / "mnist" / f.name).read_bytes() == (folder / "m" / f.name).read_bytes()
         assert f"{f.name}: downloaded from {base}/m/{f.name}" in r.stdout
-    r = _run(data_cmd, sources(), "fetch", "mnist8m", "--root", str(root), "--mirror", f"{base}/m/")
+    r = data_cmd(sources(), "fetch", "mnist8m", "--root", str(root), "--mirror", f"{base}/m/")
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("already present") == 4
-    r = _run(data_cmd, sources(), "verify", "mnist", "--root", str(root))
+    r = data_cmd(sources(), "verify", "mnist", "--root", str(root))
     assert r.returncode == 0, r.stderr
     assert r.stdout.count(" ok ") == 4
-    r = _run(data_cmd, sources(), "path", "mnist", "--root", str(root))
+    r = data_cmd(sources(), "path", "mnist", "--root", str(root))
     assert r.stdout.strip() == str(root / "mnist")
-    r = _run(data_cmd, sources(), "fetch", "mnist", "--root", str(root), "--quiet")
+    r = data_cmd(sources(), "fetch", "mnist", "--root", str(root), "--quiet")
     assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
-    r = _run(data_cmd, sources(), "list", "--root", str(root))
+    r = data_cmd(sources(), "list", "--root", str(root))
     assert r.returncode == 0 and "present" in r.stdout and "norb-small" in r.stdout
 
 
@@ -444,7 +411,7 @@ def test_cli_fetch_bad_checksum(data_cmd, fake_mnist, tmp_path):
     base, folder, files, sources = fake_mnist
     broken = [dataclasses.replace(files[0], sha256="f" * 64), *files[1:]]
     root = tmp_path / "cache"
-    r = _run(data_cmd, sources(broken), "fetch", "mnist", "--root", str(root),
+    r = data_cmd(sources(broken), "fetch", "mnist", "--root", str(root),
              "--mirror", f"{base}/m/")
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
@@ -452,14 +419,14 @@ def test_cli_fetch_bad_checksum(data_cmd, fake_mnist, tmp_path):
     assert "checksum mismatch" in lines[0]
     assert not (root / "mnist" / files[0].name).exists()
     assert [p.name for p in (root / "mnist").iterdir()] == []
-    r = _run(data_cmd, sources(broken), "verify", "mnist", "--root", str(root))
+    r = data_cmd(sources(broken), "verify", "mnist", "--root", str(root))
     assert r.returncode == 1 and "missing" in r.stdout
 
 
 def test_cli_fetch_missing_file(data_cmd, fake_mnist, tmp_path):
     base, folder, files, sources = fake_mnist
     (folder / "m" / files[2].name).unlink()
-    r = _run(data_cmd, sources(), "fetch", "mnist", "--root", str(tmp_path / "cache"),
+    r = data_cmd(sources(), "fetch", "mnist", "--root", str(tmp_path / "cache"),
              "--mirror", f"{base}/m/")
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
@@ -468,7 +435,7 @@ def test_cli_fetch_missing_file(data_cmd, fake_mnist, tmp_path):
 
 def test_cli_unknown_name(data_cmd, fake_mnist):
     *_, sources = fake_mnist
-    r = _run(data_cmd, sources(), "fetch", "nope")
+    r = data_cmd(sources(), "fetch", "nope")
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "lshprof data: error: unknown data source 'nope'; valid: mnist, norb-small"]

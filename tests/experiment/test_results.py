@@ -23,7 +23,7 @@ from lshprof.experiment.results import (CELL_FORMAT, CELLS_DIR, FORMAT, FORMAT_V
                                         FORMAT_VERSIONS, RUN_FILE, TABLE_FILE, RunWriter,
                                         cell_filename, load_results, machine_id, read_run)
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"  # tests/data: fixture files
 V1 = DATA / "results-v1"          # made by tests/data/make_results_v1.py with the version-1 code
 
 

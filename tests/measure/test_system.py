@@ -19,7 +19,7 @@ from lshprof.errors import ConfigError
 from lshprof.measure.system import (PACKAGES, THREAD_ENV_VARS, ResourceSample, git_commit, git_dirty,
                             machine_info, sample_resources, thread_info, usage_between)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _optional(value, kind):
