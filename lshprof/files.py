@@ -11,7 +11,7 @@ import numpy as np
 
 from lshprof.errors import ConfigError
 
-__all__ = ["check_json_target", "check_output_target", "write_text_atomic", "write_json_atomic", "write_results_json",
+__all__ = ["check_json_target", "check_output_target", "write_text_atomic", "fsync_folder", "write_json_atomic", "write_results_json",
            "json_default"]
 
 
@@ -47,6 +47,17 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename in it) to disk, where the OS allows it."""
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:

@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lshprof.errors import ResultsError
-from lshprof.files import json_default
+from lshprof.files import fsync_folder, json_default, write_text_atomic
 
 __all__ = ["stored_cells", "FORMAT", "FORMAT_VERSION", "FORMAT_VERSIONS", "CELL_FORMAT", "RUN_FILE", "CELLS_DIR",
            "TABLE_FILE", "RunWriter", "cell_filename", "machine_id", "load_results",
@@ -153,38 +153,9 @@ def _encode_cell(doc: dict[str, Any]) -> str:
     return "{" + ",\n".join(head) + ',\n"rows": [' + (f"\n{rows}\n" if rows else "") + "]}\n"
 
 
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 def _is_temp(name: str) -> bool:
+    """A temporary file that :func:`lshprof.files.write_text_atomic` leaves when killed."""
     return name.startswith(".") and ".tmp-" in name
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, flush it to disk and rename it
-    over ``path``; on any failure the temporary file is removed and ``path`` is as it was."""
-    tmp = _temp_name(path)
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Flush a folder's entries (a rename in it) to disk, where the OS allows it."""
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def cell_filename(cell_id: str) -> str:
@@ -247,10 +218,10 @@ class RunWriter:
         self.meta.update(status="running", complete=False, ended_at=None,
                          cells=len(self._cells), rows=sum(self._cells.values()))
         self._write_meta()
-        _fsync_dir(self.folder)
+        fsync_folder(self.folder)
 
     def _write_meta(self) -> None:
-        _write_atomic(self.run_path, json.dumps(self.meta, indent=2, default=json_default) + "\n")
+        write_text_atomic(self.run_path, json.dumps(self.meta, indent=2, default=json_default) + "\n")
 
     def finished_cells(self) -> dict[str, int]:
         """Cell id -> number of rows, for every cell file in the folder (read from disk)."""
@@ -278,10 +249,10 @@ class RunWriter:
                "seq": self._next_seq, "written_at": utc_now(),
                "machine": dict(self.meta.get("machine") or {}) if machine is None else machine,
                "info": info or {}, "rows": rows}
-        _write_atomic(path, _encode_cell(doc))
+        write_text_atomic(path, _encode_cell(doc))
         self._cells[cell_id] = len(rows)
         self._next_seq += 1
-        _fsync_dir(self.cells_path)
+        fsync_folder(self.cells_path)
         self.meta.update(cells=len(self._cells), rows=sum(self._cells.values()))
         self._write_meta()
         return path
