@@ -172,3 +172,21 @@ def ci_dense_run(_ci_runs) -> Path:
     """``lshprof run ci -q --no-report --methods dense --energy none``: dense cells only
     (three seeds, six epochs), no energy measured."""
     return _ci_runs.finished("ci_dense_run")
+
+
+# -- slow subprocesses that start with the session (tests/background.py) -------------------------
+def pytest_collection_finish(session):
+    import tempfile
+
+    import background
+
+    if getattr(session.config.option, "collectonly", False):
+        return
+    background.start_marked(session.items, Path(tempfile.mkdtemp(prefix="lshprof-early-")))
+
+
+def pytest_sessionfinish(session):
+    import background
+
+    background.stop_all()
+

@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also write the per-method results as JSON to PATH")
     demo.add_argument("-o", "--out", metavar="DIR", default=None,
                       help="also write the measurements as a run folder (run.json, "
-                           "measurements.csv) to DIR")
+                           "cells/) to DIR")
     _add_energy_options(demo)
     demo.add_argument("--idle-baseline", type=_seconds, default=0.0, metavar="SECONDS",
                       help="measure idle power for SECONDS first and report energy above idle "

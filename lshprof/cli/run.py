@@ -3,10 +3,11 @@
 Order of work, so that a mistake costs nothing: read and check the scenario,
 apply the command line's overrides, look for the data files, decide the output
 folder (and whether it resumes one), build the data, check the layers against
-the data's real widths; only then open the run folder and train the sweep cell by
-cell. Every epoch's row is on disk as soon as it ends; Ctrl-C marks the run
-``interrupted`` and prints the command that resumes it, which skips every
-finished cell and re-runs the one that was cut short.
+the data's real widths; only then open the run folder and run the sweep's cells
+(:func:`lshprof.experiment.execute.run_cells`, with the progress display as its
+``on_progress`` consumer). Every cell is on disk, in a file of its own, as soon as it
+ends; Ctrl-C marks the run ``interrupted`` and prints the command that resumes it,
+which skips every finished cell and runs the one that was cut short again.
 """
 
 from __future__ import annotations

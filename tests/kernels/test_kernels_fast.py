@@ -7,8 +7,13 @@ gradients, optimizer rows), and to rounding where per-thread partial sums are ad
 these tests hold on a machine of any core count.
 """
 
+import os
+import sys
+
 import numpy as np
 import pytest
+from background import result as background_result
+from background import starts_early
 
 from lshprof import kernels as K
 from lshprof.measure.threads import limit_threads
@@ -232,23 +237,32 @@ print(json.dumps({s: [count(getattr(K, s)), count(getattr(K, s + "_par"))] for s
 """
 
 
-def test_parallel_forms_are_vectorised_like_the_serial_forms(tmp_path):
+_VECTOR_NAMES = ["act", "act_grad", "bias_act", "adam_rows", "sgd_momentum_rows",
+                 "adagrad_momentum_rows", "forward_dense", "forward_sparse", "backward_dense",
+                 "backward_sparse"]
+
+
+def _vector_probe(folder):
+    """The probe's process: a fresh interpreter with an empty numba cache of its own."""
+    return ([sys.executable, "-c", _VECTOR_PROBE, __file__, _PACKED, *_VECTOR_NAMES],
+            {**os.environ, "NUMBA_CACHE_DIR": str(folder / "numba-cache"),
+             # this module imports tests/background.py
+             "PYTHONPATH": os.pathsep.join([os.path.dirname(os.path.dirname(__file__)),
+                                            os.environ.get("PYTHONPATH", "")])})
+
+
+@starts_early(_vector_probe)
+def test_parallel_forms_are_vectorised_like_the_serial_forms(request):
     """Machine code, not time: each parallel form's loops compile to packed float
     instructions as its serial form's do. A flat loop from ``lo`` to ``hi`` inside a
     parallel region once compiled to scalar code, 4x slower per thread, so 2 threads ran
     slower than 1 (see ``kernels/_dense.py``). In a fresh process with an empty numba
-    cache, because code loaded from the cache cannot be inspected."""
+    cache, because code loaded from the cache cannot be inspected (it compiles everything,
+    so it starts with the session: tests/background.py)."""
     import json
-    import os
-    import subprocess
-    import sys
 
-    names = ["act", "act_grad", "bias_act", "adam_rows", "sgd_momentum_rows",
-             "adagrad_momentum_rows", "forward_dense", "forward_sparse", "backward_dense",
-             "backward_sparse"]
-    out = subprocess.run([sys.executable, "-c", _VECTOR_PROBE, __file__, _PACKED, *names],
-                         capture_output=True, text=True,
-                         env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)})
+    names = _VECTOR_NAMES
+    out = background_result(request.node.nodeid)
     assert out.returncode == 0, out.stderr[-2000:]
     counts = json.loads(out.stdout.splitlines()[-1])
     for name, (serial, par) in counts.items():
