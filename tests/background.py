@@ -14,9 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["starts_early", "start_marked", "result"]
+__all__ = ["starts_early", "start_marked", "result", "stop_all"]
 
 _PROCS: dict[str, tuple[subprocess.Popen, Path]] = {}
+_BASES: list[Path] = []
 
 
 def starts_early(start: Callable[[Path], tuple[list[str], dict[str, str]]]):
@@ -29,7 +30,9 @@ def starts_early(start: Callable[[Path], tuple[list[str], dict[str, str]]]):
 
 
 def start_marked(items, base: Path) -> None:
-    """Start the subprocess of every item (a pytest item) marked :func:`starts_early`."""
+    """Start the subprocess of every item (a pytest item) marked :func:`starts_early`, each
+    in a folder of its own under ``base`` (removed by :func:`stop_all`)."""
+    _BASES.append(Path(base))
     for item in items:
         start = getattr(getattr(item, "function", None), "starts_early", None)
         if start is None or item.nodeid in _PROCS:
@@ -38,8 +41,12 @@ def start_marked(items, base: Path) -> None:
         argv, env = start(folder)
         out = open(folder / "stdout", "w+", encoding="utf-8")
         err = open(folder / "stderr", "w+", encoding="utf-8")
-        _PROCS[item.nodeid] = (subprocess.Popen(argv, env=env, stdout=out, stderr=err,
-                                                text=True), folder)
+        try:
+            _PROCS[item.nodeid] = (subprocess.Popen(argv, env=env, stdout=out, stderr=err,
+                                                    text=True), folder)
+        finally:  # the child has its own copies of the files
+            out.close()
+            err.close()
 
 
 def result(nodeid: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -53,7 +60,14 @@ def result(nodeid: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 
 def stop_all() -> None:
+    """Stop what is still running and remove the folders."""
+    import shutil
+
     for proc, _ in _PROCS.values():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    _PROCS.clear()
+    for base in _BASES:
+        shutil.rmtree(base, ignore_errors=True)
+    _BASES.clear()
