@@ -6,7 +6,8 @@ module-scoped fixtures.
 
 Stored runs of the ``ci`` scenario, made once per session in a folder of
 ``tmp_path_factory``, each by ``lshprof run ci -o DIR ...`` in a subprocess, as a user runs
-it; those the session's tests use start together when a test first needs one:
+it; those the session's tests use start together as the session starts, and the tests that
+read them run last:
 
 ``ci_run``
     ``-q``: the whole scenario (18 cells, three seeds), its report written; ``ci_run_output``
@@ -190,3 +191,22 @@ def pytest_sessionfinish(session):
 
     background.stop_all()
 
+
+
+def _uses_shared_runs(item) -> bool:
+    names = set(getattr(item, "fixturenames", ()))
+    return any(set(READERS.get(name, (name,))) & names for name in CI_RUNS)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The tests that read the shared ci runs go last (in their order), so that the runs,
+    started with the session, are made beside the other tests rather than waited for."""
+    items[:] = [i for i in items if not _uses_shared_runs(i)] + \
+        [i for i in items if _uses_shared_runs(i)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_shared_runs_early(request):
+    """Start the shared ci runs that selected tests read as the session starts."""
+    if any(_uses_shared_runs(item) for item in request.session.items):
+        request.getfixturevalue("_ci_runs")
