@@ -135,8 +135,7 @@ class _CiRuns:
 
 @pytest.fixture(scope="session")
 def _ci_runs(request, tmp_path_factory, lshprof_run_session):
-    used = {name for item in request.session.items for name in CI_RUNS
-            if set(READERS.get(name, (name,))) & set(getattr(item, "fixturenames", ()))}
+    used = set().union(*(_shared_runs_read(item) for item in request.session.items))
     runs = _CiRuns(tmp_path_factory.mktemp("ci-runs"), lshprof_run_session,
                    [name for name in CI_RUNS if name in used])
     yield runs
@@ -193,9 +192,14 @@ def pytest_sessionfinish(session):
 
 
 
-def _uses_shared_runs(item) -> bool:
+def _shared_runs_read(item) -> set[str]:
+    """The shared runs (names of CI_RUNS) that test ``item`` reads."""
     names = set(getattr(item, "fixturenames", ()))
-    return any(set(READERS.get(name, (name,))) & names for name in CI_RUNS)
+    return {name for name in CI_RUNS if set(READERS.get(name, (name,))) & names}
+
+
+def _uses_shared_runs(item) -> bool:
+    return bool(_shared_runs_read(item))
 
 
 def pytest_collection_modifyitems(session, config, items):

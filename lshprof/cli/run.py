@@ -80,7 +80,7 @@ def run_scenario(args: argparse.Namespace) -> int:
     cells = scen.cells()
     epochs = m.training.epochs
 
-    finished: dict[str, int] = {}
+    skipped = None  # cells a resumed run already holds
     if resume:
         from lshprof.experiment.results import stored_cells
 
@@ -88,12 +88,12 @@ def run_scenario(args: argparse.Namespace) -> int:
             finished = stored_cells(out)
         except ResultsError as exc:
             raise ResultsError(f"cannot resume {out}: {exc}") from None
-        n_done = sum(1 for c in cells if c.id in finished)
-        if n_done == len(cells) and old.get("complete"):
+        skipped = sum(1 for c in cells if c.id in finished)
+        if skipped == len(cells) and old.get("complete"):
             say(f"{out} already holds every cell of this sweep ({len(cells)}); nothing to run")
             print_summary(out, quiet=quiet)
             return write_run_report(args, out)
-        say(f"resuming {out}: {n_done} of {len(cells)} cells already finished")
+        say(f"resuming {out}: {skipped} of {len(cells)} cells already finished")
 
     with err.status(f"preparing data set {m.data.dataset} ...", spinner="dots") \
             if not quiet and err.is_terminal else contextlib.nullcontext():
@@ -107,10 +107,12 @@ def run_scenario(args: argparse.Namespace) -> int:
         f"{data.X_train.shape[1]} features, {n_classes} classes ({data_s:.1f} s); "
         f"{len(cells)} cells x {epochs} epochs, batch {m.training.batch_size}, "
         f"{m.training.optimizer}")
-    return _train_cells(args, scen, data, out, resume, cells, err, say)
+    return _train_cells(args, scen, data, out, cells, skipped, err, say)
 
 
-def _train_cells(args, scen, data, out: Path, resume: bool, cells, err, say) -> int:
+def _train_cells(args, scen, data, out: Path, cells, skipped: int | None, err, say) -> int:
+    """Run the sweep's ``cells`` into ``out``: a new run, or a resumed one that already
+    holds ``skipped`` of them (None: not resuming)."""
     from lshprof.experiment.runner import Runner
 
     m = scen.model
@@ -125,12 +127,13 @@ def _train_cells(args, scen, data, out: Path, resume: bool, cells, err, say) -> 
         with Runner(out, scenario=meta, energy=m.measure.energy,
                     powercap_root=args.powercap_root or m.measure.powercap_root,
                     energy_model=args.energy_model or m.measure.energy_model, idle_s=idle_s,
-                    threads=m.measure.threads, resume=resume, notify=say) as runner:
-            runner.writer.update(plan=[c.id for c in cells])
-            if resume:
-                skipped = sum(1 for c in cells if c.id in runner.writer.finished_cells())
-                runner.writer.update(resumes=[*runner.writer.meta.get("resumes", []),
-                                              {"skipped_cells": skipped}])
+                    threads=m.measure.threads, resume=skipped is not None,
+                    notify=say) as runner:
+            update: dict = {"plan": [c.id for c in cells]}
+            if skipped is not None:
+                update["resumes"] = [*runner.writer.meta.get("resumes", []),
+                                     {"skipped_cells": skipped}]
+            runner.writer.update(**update)
             with display:
                 runner.run_cells(cells, data=data, on_progress=display)
     except KeyboardInterrupt:

@@ -179,8 +179,8 @@ _DATA: dict[Any, Any] = {}
 
 
 def cell_machine() -> dict[str, Any]:
-    """The machine record of this process (read once per process: the cells it runs are
-    stored with it, so a run can span machines)."""
+    """The machine record of this process, read once per process: the run's record and
+    every cell the process runs carry it (so a run can span machines)."""
     if not _MACHINE:
         from lshprof.measure.system import machine_info
 
@@ -270,8 +270,7 @@ def run_cell(cell: Cell, *, data=None, meter=None, clock_cost_ns: float | None =
             columns["dataset"] = cell.data.dataset
         if cell.scenario is not None:
             columns["scenario"] = cell.scenario
-        if cell.data is not None or cell.scenario is not None:
-            columns["applied_to"] = net.apply_to
+        columns["applied_to"] = net.apply_to  # which layers the method replaced: a row's kind
         rows: list[dict[str, Any]] = []
 
         def finished(stats) -> None:

@@ -224,8 +224,9 @@ class RunWriter:
         write_text_atomic(self.run_path, json.dumps(self.meta, indent=2, default=json_default) + "\n")
 
     def finished_cells(self) -> dict[str, int]:
-        """Cell id -> number of rows, for every cell file in the folder (read from disk)."""
-        return {doc["cell"]: len(doc["rows"]) for _, doc in _scan_cells(self.folder)}
+        """Cell id -> number of rows of every cell in the folder: those on disk when the
+        writer opened it (it reads them once) and those it has written since."""
+        return dict(self._cells)
 
     def add_cell(self, cell_id: str, rows: list[dict[str, Any]], *,
                  machine: dict[str, Any] | None = None,
@@ -459,7 +460,7 @@ def _load_v2(folder: Path, meta: dict[str, Any]):
     machines: dict[str, dict[str, Any]] = {}
     columns: dict[str, None] = {}
     rows: list[dict[str, str]] = []
-    hosts: list[Any] = []
+    keys: list[Any] = []
     ids: list[Any] = []
     for _, doc in cells:
         machine = doc.get("machine") or {}
@@ -470,7 +471,7 @@ def _load_v2(folder: Path, meta: dict[str, Any]):
             row = {str(k): _cell(v) for k, v in r.items()}
             columns.update(dict.fromkeys(row))
             rows.append(row)
-            hosts.append(machine.get("machine_key"))
+            keys.append(machine.get("machine_key"))
             ids.append(mid)
     if not rows:
         return None, machines
@@ -480,7 +481,7 @@ def _load_v2(folder: Path, meta: dict[str, Any]):
     w.writeheader()
     w.writerows(rows)
     df = _read_table(folder / CELLS_DIR, buf.getvalue())
-    for i, (col, values) in enumerate((("machine_key", hosts), ("machine_id", ids))):
+    for i, (col, values) in enumerate((("machine_key", keys), ("machine_id", ids))):
         if col not in df.columns:
             df.insert(i, col, values)
     return df, machines

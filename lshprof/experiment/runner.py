@@ -21,13 +21,13 @@ from typing import Any, Callable
 
 from lshprof import __version__
 from lshprof.errors import ConfigError
-from lshprof.experiment.execute import (MAC_COLUMNS, CellResult, Progress, epoch_row, rows_macs,
-                                        run_cell, run_cells, serial)
+from lshprof.experiment.execute import (MAC_COLUMNS, CellResult, Progress, cell_machine,
+                                        epoch_row, rows_macs, run_cell, run_cells, serial)
 from lshprof.experiment.results import RunWriter, utc_now
 from lshprof.experiment.sweep import Cell
 from lshprof.measure.energy import Work, measure_idle, open_meter
 from lshprof.measure.macs import MacCounts
-from lshprof.measure.system import machine_info, sample_resources, thread_info, usage_between
+from lshprof.measure.system import sample_resources, thread_info, usage_between
 from lshprof.measure.threads import limit_threads
 from lshprof.measure.timing import clock_overhead_ns
 
@@ -100,7 +100,7 @@ class Runner:
         meta = {
             "scenario": self.scenario,
             "lshprof_version": __version__,
-            "machine": machine_info(),
+            "machine": cell_machine(),
             "threads": {"requested": self.threads, "at_start": threads},
             "energy": energy,
             "clock_cost_ns": self.clock_cost_ns,

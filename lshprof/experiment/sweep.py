@@ -19,14 +19,14 @@ scenario schema).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from lshprof.names import FRACTION_PARAM
 
 __all__ = ["Dimension", "DIMENSIONS", "CELL_KEYS", "SUMMARY_KEYS", "REFERENCE_KEYS", "AXIS_KEY",
            "SERIES_KEYS", "series_name",
-           "REPLICATE_KEYS", "cell_id", "DataSpec", "NetworkSpec", "TrainingSpec", "MeasureSpec",
+           "cell_id", "DataSpec", "NetworkSpec", "TrainingSpec", "MeasureSpec",
            "Cell", "sweep_params"]
 
 
@@ -41,35 +41,29 @@ class Dimension:
     ``name``: the column of every measurement row and the key in the cell id.
     ``per_method``: set by a method's table (label, fraction, mode), so the dense cell a
     method is compared with does not share it. ``replicate``: a repeat of the same
-    setting (the seed), averaged over in summaries. ``default``: a value left out of
-    the cell id (so ids of runs made before the dimension existed do not change).
+    setting (the seed), averaged over in summaries. ``default``: the value of rows made
+    before the dimension existed, left out of the cell id (so their ids do not change);
+    None: none, always in the id. ``text``: how a value is spelled in the id.
     """
 
     name: str
     per_method: bool = False
     replicate: bool = False
     default: Any = None
-    omit_default: bool = False
-
-    def text(self, value) -> str:
-        if self.name == "fraction":
-            return _fraction_text(value)
-        return str(value)
+    text: Callable[[Any], str] = str
 
 
 #: the sweep's dimensions, in the order of the cell id. The first is the method's label.
 DIMENSIONS: tuple[Dimension, ...] = (
     Dimension("method", per_method=True),
-    Dimension("fraction", per_method=True),
+    Dimension("fraction", per_method=True, text=_fraction_text),
     Dimension("seed", replicate=True),
     Dimension("threads"),
-    Dimension("mode", per_method=True, default="sync", omit_default=True),
+    Dimension("mode", per_method=True, default="sync"),
 )
 
 #: the columns that identify a cell
 CELL_KEYS: tuple[str, ...] = tuple(d.name for d in DIMENSIONS)
-#: the repeats of one setting
-REPLICATE_KEYS: tuple[str, ...] = tuple(d.name for d in DIMENSIONS if d.replicate)
 #: one summary row per value of these (means over the replicates)
 SUMMARY_KEYS: tuple[str, ...] = tuple(d.name for d in DIMENSIONS if not d.replicate)
 #: a cell is set against the dense cell with the same values of these
@@ -101,7 +95,7 @@ def cell_id(key: dict[str, Any]) -> str:
     parts = [str(key["method"])]
     for d in DIMENSIONS[1:]:
         v = key.get(d.name, d.default)
-        if d.omit_default and v == d.default:
+        if d.default is not None and v == d.default:
             continue
         parts.append(f"{d.name}={d.text(v)}")
     return "|".join(parts)
@@ -215,10 +209,3 @@ class Cell:
                     "output_params": self.params}
         return {"method": self.method, "params": self.params, "output_method": "dense",
                 "output_params": None}
-
-    def with_(self, **changes) -> "Cell":
-        """A copy with ``changes`` (dataclass fields)."""
-        return replace(self, **changes)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import pytest
@@ -35,7 +36,7 @@ def test_cell_ids_keep_their_old_spelling(key, text):
 def test_a_new_dimension_is_one_entry(monkeypatch):
     """Adding a dimension to DIMENSIONS is what a new sweep key takes: ids carry it when it
     is off its default, and the key lists follow."""
-    dims = (*DIMENSIONS, sweep.Dimension("K", per_method=True, default=6, omit_default=True))
+    dims = (*DIMENSIONS, sweep.Dimension("K", per_method=True, default=6))
     monkeypatch.setattr(sweep, "DIMENSIONS", dims)
     assert sweep.cell_id({"method": "lsh", "fraction": 0.05, "seed": 0, "threads": 1, "K": 8}) \
         == "lsh|fraction=0.05|seed=0|threads=1|K=8"
@@ -67,7 +68,7 @@ def test_data_spec_rebuilds_the_same_arrays():
 def test_layers_follow_apply_to():
     c = Cell("lsh", "lsh", {"fraction": 0.1}, 0.1)
     assert c.layers["method"] == "lsh" and c.layers["output_method"] == "dense"
-    out = c.with_(network=sweep.NetworkSpec((64,), apply_to="output"))
+    out = dataclasses.replace(c, network=sweep.NetworkSpec((64,), apply_to="output"))
     assert out.layers == {"method": "dense", "params": {}, "output_method": "lsh",
                           "output_params": {"fraction": 0.1}}
     assert out.id == c.id and out.description == "lsh @ 0.1, seed 0, 1 thr"
