@@ -102,3 +102,5 @@ def test_keep_model_returns_the_trained_model():
                       measure=MeasureSpec(energy="none", warmup=False)), data=data,
                  keep_model=True)
     assert r.model is not None and r.model.n_in == 8
+    # a cell of no scenario still says which layers its method replaced (a row's kind)
+    assert [row["applied_to"] for row in r.rows] == ["hidden"]
