@@ -12,7 +12,7 @@ import numpy as np
 from lshprof.errors import ConfigError
 
 __all__ = ["check_json_target", "check_output_target", "write_text_atomic", "fsync_folder", "write_json_atomic", "write_results_json",
-           "json_default"]
+           "json_default", "write_error_message"]
 
 
 def check_json_target(path: str | None, option: str = "--json") -> None:
@@ -45,8 +45,40 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        # the clean-up never hides the error that stopped the write (a full disk, a folder
+        # that is a file, a read-only file system): it may fail the same way, and is skipped
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         raise
+
+
+def write_error_message(path: str | os.PathLike, exc: OSError, *, kind: str = "path",
+                        option: str | None = None) -> str:
+    """One line for an OS error met while writing ``path``: ``cannot write PATH: REASON; FIX``,
+    the fix chosen by the error (a full disk, a read-only file system, no permission, a part
+    of the path that is a file). ``kind`` is what to choose instead (``"folder"``, ``"file"``),
+    ``option`` the command-line option that names it (``"-o"``)::
+
+        cannot write runs/x/run.json: No space left on device; free space or choose another
+        folder with -o
+    """
+    import errno
+
+    other = f"choose another {kind}" + (f" with {option}" if option else "")
+    fixes = {"ENOSPC": f"free space or {other}",
+             "EDQUOT": f"free space (your disk quota is full) or {other}",
+             "EROFS": f"{other}, on a writable file system",
+             "EACCES": f"{other}, one you may write to",
+             "EPERM": f"{other}, one you may write to",
+             "ENOTDIR": f"a part of the path is a file, not a folder; {other}",
+             "EISDIR": f"a folder is in the way; {other}",
+             "ELOOP": f"the path is a loop of symbolic links; {other}",
+             "ENAMETOOLONG": f"{other}, with a shorter name"}
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"cannot write {os.fspath(path)}: {reason}; " \
+           f"{fixes.get(errno.errorcode.get(exc.errno or 0, ''), other)}"
 
 
 def fsync_folder(folder: str | os.PathLike) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 __all__ = ["METHODS", "FRACTION_PARAM", "FAMILIES", "TRANSFORMS", "POLICIES", "REPLACEMENTS",
            "SCHEDULES", "MODES", "ACTIVATIONS", "HIDDEN_ACTIVATIONS", "OPTIMIZERS",
            "ENERGY_BACKENDS", "ENERGY_SOURCES", "TIME_CLOCKS", "THREAD_KEYWORDS", "MAC_PHASES",
-           "TIME_PHASES", "APPLY_TO", "PLOTLYJS_MODES"]
+           "TIME_PHASES", "APPLY_TO", "PLOTLYJS_MODES", "CELL_FLAGS", "TIMING_FLAGS"]
 
 #: layer methods, in the order tables and reports list them
 METHODS = ("dense", "dropout", "adaptive_dropout", "wta", "topk", "lsh")
@@ -65,3 +65,12 @@ TIME_PHASES = ("select", "hash", "rehash", "forward", "backward", "update", "qua
 
 #: how a report carries plotly.js
 PLOTLYJS_MODES = ("embed", "beside")
+
+#: what can be wrong with a cell's figures (:mod:`lshprof.analysis.flags`): numba compiled
+#: inside a measured epoch; a sparse layer chose far fewer nodes than its budget; a hash's
+#: choice was no better than a random set of the same size; test accuracy at chance; the
+#: machine was busy with other processes while the cell was timed; the energy reading came
+#: with a caveat (a counter reset, a possible unseen wrap, an unreadable zone)
+CELL_FLAGS = ("compiled", "below_budget", "random_recall", "chance", "busy", "energy")
+#: the flags that make a cell's timing unstable: ``lshprof check`` does not judge its time
+TIMING_FLAGS = ("compiled", "busy")

@@ -21,6 +21,23 @@ class Tree:
         path = self.dirs[zone_id] / "energy_uj"
         self.set(zone_id, int(path.read_text()) + uj)
 
+    def get(self, zone_id):
+        return int((self.dirs[zone_id] / "energy_uj").read_text())
+
+    def fifo(self, zone_id, file="energy_uj"):
+        """Put a FIFO where a zone's ``file`` was; returns its path."""
+        path = self.dirs[zone_id] / file
+        path.unlink(missing_ok=True)
+        os.mkfifo(path)
+        return path
+
+    def dangle(self, zone_id, file="energy_uj"):
+        """Make a zone's ``file`` a symlink to nothing; returns its path."""
+        path = self.dirs[zone_id] / file
+        path.unlink(missing_ok=True)
+        os.symlink(path.parent / f"{file}.gone", path)
+        return path
+
 
 def write_zone(d, name, uj=0, max_uj=BIG, max_power_uw=None, energy=True, max_range=True):
     d.mkdir(parents=True, exist_ok=True)

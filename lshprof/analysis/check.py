@@ -33,6 +33,14 @@ each epoch's training time and energy. Two profiles are compared metric by metri
     either one is an estimate (a model of the counts, already compared under work) it
     is skipped, and the output says so.
 
+Timing that cannot be trusted is not judged: when a cell of either run, or a dense cell
+its ratios are taken against, carries a flag of :data:`lshprof.names.TIMING_FLAGS` (timed
+while other processes kept the machine busy, or numba compiled inside a measured epoch:
+:func:`row_flags` reads them from the rows), its time and energy comparisons are skipped
+as "unstable timing" with the reason, never passed or failed. One exception: a busy
+machine adds nothing to the process CPU time compared at one thread, so that comparison
+is still made, and says the machine was busy. Work and accuracy are compared as usual.
+
 Cells that the baseline has and the current run lacks fail (``missing``); new cells
 are listed. Runs of different data, network or training settings are not comparable:
 that is an input error, as are unreadable or malformed files.
@@ -63,8 +71,9 @@ from lshprof.experiment.sweep import DIMENSIONS, SUMMARY_KEYS
 PROFILE_NAMED = ("method", "fraction", "seed", "threads")
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "DEFAULTS", "Finding", "CheckResult", "load_profile",
-           "make_baseline", "write_baseline", "compare", "render_markdown", "render_junit",
-           "print_result", "FAILING"]
+           "make_baseline", "write_baseline", "baseline_text", "compare", "render_markdown",
+           "render_junit", "print_result", "FAILING", "row_flags", "unstable_timing",
+           "markdown_text"]
 
 FORMAT = "lshprof-baseline"
 FORMAT_VERSION = 1
@@ -118,6 +127,9 @@ class CellProfile(_Strict):
     reference_s: float | None = Field(None, gt=0.0)
     cpu_s: list[float] | None = None
     reference_cpu_s: float | None = Field(None, gt=0.0)
+    #: what makes the cell's figures doubtful (:func:`row_flags`); a baseline file leaves it
+    #: out when there are none
+    flags: list[str] = Field(default_factory=list)
 
     @property
     def key(self) -> dict[str, Any]:
@@ -210,6 +222,8 @@ def _read_baseline(path: Path) -> Profile:
         raw = json.loads(text)
     except ValueError as exc:
         raise ResultsError(f"{path} is corrupt (not valid JSON: {exc}); {fix}") from None
+    except RecursionError:
+        raise ResultsError(f"{path} is corrupt (JSON nested too deeply to read); {fix}") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ResultsError(f"{path} is not an lshprof baseline file (no \"format\": "
                            f"\"{FORMAT}\"); give a baseline file or a run folder")
@@ -232,15 +246,25 @@ def _epoch_lists(g, col: str) -> list[float] | None:
     return None if v.isna().any() else [float(x) for x in v]
 
 
-def _training_times(g, elapsed: str, quality: str) -> list[float] | None:
+def _training_times(g, elapsed: str, quality: str, jit: str | None = None
+                    ) -> list[float] | None:
     """Seconds of each epoch's training pass (column ``elapsed``) less lshprof's own
-    selection-quality measurement (``quality``), which is not the method's work."""
+    selection-quality measurement (``quality``) and, on the wall clock, numba compilation
+    (``jit``: ``jit_s``, itself a wall time), neither of which is the method's work. A cell
+    that compiled is flagged ``compiled`` and its time is not judged; an epoch that taking
+    the compilation out would leave with nothing keeps it."""
     total = _epoch_lists(g, elapsed)
     if total is None:
         return None
     less = _epoch_lists(g, quality) or [0.0] * len(total)
-    out = [t - q for t, q in zip(total, less)]
-    return out if all(v > 0 for v in out) else None
+    compiled = [0.0] * len(total)
+    if jit and jit in g.columns:  # missing in an epoch: none there
+        import pandas as pd
+
+        compiled = [float(x) for x in pd.to_numeric(g[jit], errors="coerce").fillna(0.0)]
+    out = [t - q - (j if math.isfinite(j) and 0 < j < t - q else 0.0)
+           for t, q, j in zip(total, less, compiled)]
+    return out if all(math.isfinite(v) and v > 0 for v in out) else None
 
 
 def _first_positive(g, col: str) -> float | None:
@@ -253,13 +277,117 @@ def _first_positive(g, col: str) -> float | None:
     return float(v.iloc[0]) if len(v) else None
 
 
-def _run_profile(folder: Path) -> Profile:
+def _truthy(v) -> bool:
+    """A ``busy`` column's value: True, 1 or "true"/"yes"/"1" (any case); missing: False."""
+    if isinstance(v, str):
+        return v.strip().lower() in ("true", "yes", "1")
+    try:
+        return bool(v) and not math.isnan(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def row_flags(g) -> list[str]:
+    """The flag names of one cell's rows ``g`` (a DataFrame of its epochs): what the rules of
+    :func:`lshprof.analysis.flags.cell_flags` see in them, every name of an optional ``flags``
+    column (semicolon-separated, e.g. ``"compiled;busy"``) and ``busy`` where an optional
+    boolean ``busy`` column is true in any epoch. A missing column adds nothing. Names of
+    :data:`lshprof.names.CELL_FLAGS` come first, in its order, then any other, sorted."""
+    from lshprof.analysis.flags import cell_flags, split_flags
+    from lshprof.names import CELL_FLAGS
+
+    names = {f.name for f in cell_flags(g)}
+    if "flags" in g.columns:
+        for v in g["flags"]:
+            names.update(n.strip() for n in split_flags(v) if n.strip())
+    if "busy" in g.columns and any(_truthy(v) for v in g["busy"]):
+        names.add("busy")
+    return [n for n in CELL_FLAGS if n in names] + sorted(names - set(CELL_FLAGS))
+
+
+class _Bad(Exception):
+    """A value of a run's rows that cannot be checked (the message says which)."""
+
+
+def _cell_int(last, col: str, default: int | None = None) -> int:
+    """Column ``col`` of a cell's last row as a whole number (``default`` when missing)."""
     import pandas as pd
 
-    from lshprof.experiment.results import load_results, read_run
+    v = last.get(col)
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        if default is None:
+            raise _Bad(f"its {col} is missing")
+        return default
+    x = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
+    if pd.isna(x) or not math.isfinite(float(x)) or not float(x).is_integer():
+        raise _Bad(f"its {col} is {getattr(v, 'item', lambda: v)()!r}, not a whole number")
+    return int(x)
+
+
+def _cell_profile(g, count_cols: list[str]) -> dict[str, Any]:
+    """The profile of one cell's rows ``g`` (sorted by epoch), as :class:`CellProfile`'s
+    fields; raises :class:`_Bad` on a value that is missing or not a number."""
+    import pandas as pd
+
     from lshprof.analysis.summary import cell_kind
 
-    meta = read_run(folder)
+    last = g.iloc[-1]
+    for col in ("method", "eval_accuracy"):
+        if col not in g.columns or pd.isna(last[col]):
+            raise _Bad(f"its {col} is missing")
+    layers = []
+    for v in g.get("layer_active_fraction", pd.Series(dtype=object)):
+        try:
+            layers.append(json.loads(v) if isinstance(v, str) and v else None)
+        except (ValueError, RecursionError):
+            raise _Bad(f"layer_active_fraction {v[:40]!r} is not a JSON list") from None
+    active: list[float | None] = []
+    if layers and all(isinstance(x, list) for x in layers):
+        for per_layer in zip(*layers):
+            vals = [v for v in per_layer if v is not None]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
+                raise _Bad(f"layer_active_fraction holds {per_layer!r}, not numbers")
+            active.append(sum(vals) / len(vals) if vals else None)
+    counts = {}
+    for c in count_cols:
+        v = pd.to_numeric(g[c], errors="coerce")
+        if v.isna().all() and g[c].isna().all():
+            continue  # not recorded for this cell: listed by the comparison, not judged
+        bad = v.isna() | ~v.map(math.isfinite)
+        if bad.any():
+            epoch = g["epoch"][bad].iloc[0] if "epoch" in g.columns else "?"
+            raise _Bad(f"{c} is missing or not a finite number in epoch {epoch} (a count that "
+                       "is missing is never summed as 0)")
+        counts[c] = int(round(float(v.sum())))
+    acc = pd.to_numeric(pd.Series([last["eval_accuracy"]]), errors="coerce").iloc[0]
+    if pd.isna(acc):
+        raise _Bad(f"eval_accuracy is {last['eval_accuracy']!r}, not a number")
+    sources = set(g.get("energy_source", pd.Series(["none"])).fillna("none").astype(str))
+    fraction = pd.to_numeric(pd.Series([last.get("fraction")]), errors="coerce").iloc[0]
+    return {
+        "label": str(last["method"]), "kind": cell_kind(last),
+        "fraction": None if pd.isna(fraction) else float(fraction),
+        "seed": _cell_int(last, "seed"), "threads": _cell_int(last, "threads", 1),
+        "keys": {d.name: last[d.name] for d in DIMENSIONS if d.name not in PROFILE_NAMED
+                 and isinstance(last.get(d.name), (str, int, float))
+                 and not pd.isna(last[d.name]) and last[d.name] != d.default},
+        "epochs": int(len(g)), "accuracy": float(acc),
+        "counts": counts,
+        "active_fraction": active,
+        "time_s": _training_times(g, "wall_elapsed_s", "wall_quality_s", "jit_s"),
+        "energy_j": _epoch_lists(g, "energy_j") if sources == {"measured"} else None,
+        "energy_source": ", ".join(sorted(sources)),
+        "reference_s": _first_positive(g, "reference_blas_s"),
+        "cpu_s": _training_times(g, "cpu_elapsed_s", "cpu_quality_s"),
+        "reference_cpu_s": _first_positive(g, "reference_blas_cpu_s"),
+        "flags": row_flags(g),
+    }
+
+
+def _run_profile(folder: Path) -> Profile:
+    from lshprof.experiment.results import load_results, read_run
+
+    meta = read_run(folder)  # checks the type of every key it holds
     if not meta.get("complete"):
         raise ResultsError(f"{folder} is an {meta.get('status')} run ({meta.get('rows', 0)} "
                            "rows); finish it (lshprof run SCENARIO -o FOLDER resumes it) before "
@@ -273,42 +401,24 @@ def _run_profile(folder: Path) -> Profile:
     cells: dict[str, Any] = {}
     count_cols = [c for c in _count_columns() if c in df.columns]
     for cell_id, g in df.groupby("cell", sort=False):
-        g = g.sort_values("epoch")
-        last = g.iloc[-1]
-        layers = [json.loads(v) if isinstance(v, str) and v else None
-                  for v in g.get("layer_active_fraction", pd.Series(dtype=object))]
-        active: list[float | None] = []
-        if layers and all(isinstance(x, list) for x in layers):
-            for per_layer in zip(*layers):
-                vals = [v for v in per_layer if v is not None]
-                active.append(sum(vals) / len(vals) if vals else None)
-        sources = set(g.get("energy_source", pd.Series(["none"])).fillna("none").astype(str))
-        fraction = pd.to_numeric(pd.Series([last.get("fraction")]), errors="coerce").iloc[0]
-        cells[str(cell_id)] = {
-            "label": str(last["method"]), "kind": cell_kind(last),
-            "fraction": None if pd.isna(fraction) else float(fraction),
-            "seed": int(last["seed"]), "threads": int(last.get("threads") or 1),
-            "keys": {d.name: last[d.name] for d in DIMENSIONS if d.name not in PROFILE_NAMED
-                     and isinstance(last.get(d.name), (str, int, float))
-                     and not pd.isna(last[d.name]) and last[d.name] != d.default},
-            "epochs": int(len(g)), "accuracy": float(last["eval_accuracy"]),
-            "counts": {c: int(round(float(pd.to_numeric(g[c], errors="coerce").fillna(0).sum())))
-                       for c in count_cols},
-            "active_fraction": active,
-            "time_s": _training_times(g, "wall_elapsed_s", "wall_quality_s"),
-            "energy_j": _epoch_lists(g, "energy_j") if sources == {"measured"} else None,
-            "energy_source": ", ".join(sorted(sources)),
-            "reference_s": _first_positive(g, "reference_blas_s"),
-            "cpu_s": _training_times(g, "cpu_elapsed_s", "cpu_quality_s"),
-            "reference_cpu_s": _first_positive(g, "reference_blas_cpu_s"),
-        }
+        if "epoch" in g.columns and g["epoch"].duplicated().any():
+            raise ResultsError(f"{folder}: cell {cell_id} holds epoch "
+                               f"{g['epoch'][g['epoch'].duplicated()].iloc[0]} twice (a copied "
+                               "cell file?); delete the duplicate and resume the run")
+        try:
+            cells[str(cell_id)] = _cell_profile(g.sort_values("epoch"), count_cols)
+        except (_Bad, TypeError) as exc:
+            raise ResultsError(f"{folder}: cell {cell_id} cannot be checked: {exc}; the run is "
+                               "damaged: run it again") from None
+    check = settings.get("check") or {}
     sources = {c["energy_source"] for c in cells.values()}
     raw = {
         "format": FORMAT, "version": FORMAT_VERSION,
         "created_at": str(meta.get("ended_at") or meta.get("started_at") or ""),
         "source_run": folder.name, "scenario": str(scen.get("name") or "?"),
         "settings": {k: settings.get(k) for k in COMPARABLE if k in settings},
-        "check": {k: v for k, v in (settings.get("check") or {}).items() if k in DEFAULTS},
+        "check": {k: v for k, v in (check.items() if isinstance(check, dict) else ())
+                  if k in DEFAULTS},
         "lshprof_version": str(meta.get("lshprof_version") or "?"),
         "git_commit": machine.get("git_commit"), "git_dirty": machine.get("git_dirty"),
         "machine": str(machine.get("cpu_model") or "unknown CPU"),
@@ -325,13 +435,30 @@ def _run_profile(folder: Path) -> Profile:
 def load_profile(path: str | os.PathLike) -> Profile:
     """A run folder (or its ``run.json``) or a baseline file, as a :class:`Profile`.
     Raises :class:`~lshprof.errors.ResultsError` with one line on anything unreadable."""
+    import errno
+    import stat
+
     from lshprof.experiment.results import RUN_FILE
 
     p = Path(path)
-    if not p.exists():
-        raise ResultsError(f"{p}: no such file or folder; give a run folder or a baseline file")
-    if p.is_dir() or p.name == RUN_FILE:
-        return _run_profile(p.parent if p.name == RUN_FILE else p)
+    give = "give a run folder or a baseline file"
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ResultsError(f"{p} is a loop of symbolic links; {give}") from None
+        if os.path.islink(p):
+            raise ResultsError(f"{p} is a symbolic link to {os.readlink(p)}, which does not "
+                               f"exist; {give}") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise ResultsError(f"{p}: no such file or folder; {give}") from None
+        raise ResultsError(f"cannot read {p}: {exc.strerror}; {give}") from None
+    if stat.S_ISDIR(st.st_mode):
+        return _run_profile(p)
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read forever
+        raise ResultsError(f"{p} is not a regular file (a FIFO, socket or device); {give}")
+    if p.name == RUN_FILE:
+        return _run_profile(p.parent)
     return _read_baseline(p)
 
 
@@ -342,6 +469,8 @@ def make_baseline(run: str | os.PathLike) -> dict[str, Any]:
     d = prof.model.model_dump(mode="json")
     d["created_at"] = utc_now()
     for c in d["cells"].values():
+        if not c.get("flags"):
+            c.pop("flags", None)  # files of runs with nothing flagged stay as they were
         for key in ("time_s", "cpu_s", "energy_j"):
             if c.get(key):
                 c[key] = [float(f"{t:.6g}") for t in c[key]]
@@ -355,13 +484,18 @@ def _compact_json(obj: Any) -> str:
                   lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
 
 
+def baseline_text(d: dict[str, Any]) -> str:
+    """The text of a baseline file of content ``d`` (:func:`make_baseline`)."""
+    return _compact_json(d)
+
+
 def write_baseline(run: str | os.PathLike, out: str | os.PathLike) -> dict[str, Any]:
     """Write the baseline of ``run`` to ``out`` atomically; returns its content."""
     from lshprof.files import check_output_target, write_text_atomic
 
     target = check_output_target(out, "-o")
     d = make_baseline(run)
-    write_text_atomic(target, _compact_json(d))
+    write_text_atomic(target, baseline_text(d))
     return d
 
 
@@ -449,6 +583,10 @@ def resolve_thresholds(current: Profile, overrides: dict[str, Any]
                 values[k] = float(values[k])
             except (TypeError, ValueError):
                 raise ConfigError(f"threshold {k} must be a number, got {values[k]!r}") from None
+            if not math.isfinite(values[k]):
+                raise ConfigError(f"threshold {k} must be a finite number, got {values[k]!r} "
+                                  f"(from the {sources[k]}); fix it or give --"
+                                  f"{k.replace('_', '-')}")
     if values["time_factor"] < 1 or values["energy_factor"] < 1:
         raise ConfigError("time and energy factors must be >= 1 (1.25: 25% slower fails)")
     if not 0 < values["alpha"] < 0.5:
@@ -572,13 +710,19 @@ def _ratio_test(unit: str, b: list[float], c: list[float], factor: float,
     return "ok", f"{why}; {test}", values
 
 
-def _reference(cells: dict[str, CellProfile], threads: int, metric: str,
-               clock: str) -> float | None:
-    """The fastest per-epoch value of the run's dense cells at ``threads`` (the cell
-    labelled ``dense`` when there are several of kind dense, as the summary takes it)."""
+def _reference_cells(cells: dict[str, CellProfile], threads: int) -> list[CellProfile]:
+    """The run's dense cells at ``threads`` that other methods are measured against (the
+    cells labelled ``dense`` when there are several of kind dense, as the summary takes it)."""
     dense = [c for c in cells.values() if c.kind == "dense" and c.threads == threads]
     named = [c for c in dense if c.label == "dense"]
-    pick = named or [c for c in dense if c.label == (dense[0].label if dense else None)]
+    return named or [c for c in dense if c.label == (dense[0].label if dense else None)]
+
+
+def _reference(cells: dict[str, CellProfile], threads: int, metric: str,
+               clock: str) -> float | None:
+    """The fastest per-epoch value of the run's dense cells at ``threads``
+    (:func:`_reference_cells`)."""
+    pick = _reference_cells(cells, threads)
     vals = [v for c in pick for v in (c.series(metric, clock) or [])]
     ref = min(vals) if vals else 0.0
     return ref if ref > 0 else None
@@ -626,6 +770,67 @@ def _dense_time(metric: str, clock: str, keys: list[str], bcells, ccells, th,
                                          th["alpha"], against="the BLAS yardstick")
     return Finding(metric, status=status, baseline=f"{values['baseline_fastest']:.1f}x BLAS",
                    current=f"{values['current_fastest']:.1f}x BLAS",
+                   change=f"x{values['change']:.3f}", detail=detail, values=values, **base)
+
+
+def unstable_timing(keys: list[str], baseline: Profile, current: Profile,
+                    threads: int, *, reference: bool = True) -> list[str]:
+    """Why the time (and measured energy) of cells ``keys`` cannot be judged: for every cell
+    of either side, and (``reference``) every dense cell the ratios are taken against, whose
+    flags include one of :data:`lshprof.names.TIMING_FLAGS` (timed while the machine was
+    busy, or numba compiled inside a measured epoch), ``"busy: current run, lsh @0.1 seed 1"``.
+    Empty when the timing is stable."""
+    from lshprof.names import TIMING_FLAGS
+
+    out: dict[str, list[str]] = {}
+    for side, prof in (("baseline", baseline), ("current run", current)):
+        cells = [prof.model.cells[k] for k in keys if k in prof.model.cells]
+        if reference:
+            cells += [c for c in _reference_cells(prof.model.cells, threads)
+                      if all(c is not x for x in cells)]
+        for c in cells:
+            for name in c.flags:
+                if name in TIMING_FLAGS:
+                    where = c.label + ("" if c.fraction is None else f" @{c.fraction:g}")
+                    out.setdefault(name, []).append(f"{side}, {where} seed {c.seed}")
+    return [f"{name}: {'; '.join(dict.fromkeys(w))}" for name, w in out.items()]
+
+
+_UNSTABLE_FIX = {"busy": "run again on a quiet machine",
+                 "compiled": "numba compiled inside a measured epoch; please report it with "
+                             "the scenario"}
+
+
+def _unstable_finding(metric: str, why: list[str], base: dict) -> Finding:
+    names = [w.split(":")[0] for w in why]
+    fixes = "; ".join(_UNSTABLE_FIX.get(n, "run again") for n in names)
+    return Finding(metric, status="skipped", detail=(
+        f"unstable timing ({' | '.join(why)}): {metric} is not judged; {fixes}"),
+        values={"unstable": names}, **base)
+
+
+def _judge(metric: str, th: dict, factor_key: str, clock: str, keys: list[str], kind: str,
+           threads: int, baseline: Profile, current: Profile, base: dict) -> Finding:
+    """The time or energy finding of the cells ``keys`` (one method, fraction and thread
+    count): dense against the BLAS yardstick, the others as ratios to dense."""
+    bcells, ccells = baseline.model.cells, current.model.cells
+    unit = CLOCK_NAMES[clock] if metric == "time" else "energy"
+    if kind == "dense":
+        return _dense_time(metric, clock, keys, bcells, ccells, th, base,
+                           (baseline.model.machine, current.model.machine))
+    refs = [_reference(p.model.cells, threads, metric, clock) for p in (baseline, current)]
+    if None in refs:
+        return Finding(metric, status="skipped", detail=(
+            f"no dense cell at {threads} thread(s) in "
+            f"{'the baseline' if refs[0] is None else 'the current run'} to measure "
+            f"{unit} against"), **base)
+    b = [v / refs[0] for k in keys for v in (bcells[k].series(metric, clock) or [])]
+    c = [v / refs[1] for k in keys for v in (ccells[k].series(metric, clock) or [])]
+    if not b or not c:
+        return Finding(metric, status="skipped", detail=f"no per-epoch {unit} recorded", **base)
+    status, detail, values = _ratio_test(unit, b, c, th[factor_key], th["alpha"])
+    return Finding(metric, status=status, baseline=f"{values['baseline_fastest']:.3f}x dense",
+                   current=f"{values['current_fastest']:.3f}x dense",
                    change=f"x{values['change']:.3f}", detail=detail, values=values, **base)
 
 
@@ -682,34 +887,24 @@ def compare(current: Profile, baseline: Profile,
         at_threads = [c for p in (baseline, current) for c in p.model.cells.values()
                       if c.threads == threads]
         clock = _clock(str(th["time_clock"]), at_threads, threads)
+        unstable = unstable_timing(keys, baseline, current, threads,
+                                   reference=kind != "dense")
         for metric, factor_key in (("time", "time_factor"), ("energy", "energy_factor")):
-            unit = CLOCK_NAMES[clock] if metric == "time" else "energy"
             if metric == "energy" and not measured:
                 continue
-            if kind == "dense":
-                findings.append(_dense_time(metric, clock, keys, bcells, ccells, th, base,
-                                            (baseline.model.machine, current.model.machine)))
+            # other processes take a busy machine's cores (wall time) and share its energy
+            # counters, but add nothing to this process's CPU time: that is still judged
+            why = [w for w in unstable
+                   if not (metric == "time" and clock == "cpu" and w.startswith("busy:"))]
+            if why:
+                findings.append(_unstable_finding(metric, why, base))
                 continue
-            refs = [_reference(p.model.cells, threads, metric, clock)
-                    for p in (baseline, current)]
-            if None in refs:
-                findings.append(Finding(metric, status="skipped", detail=(
-                    f"no dense cell at {threads} thread(s) in "
-                    f"{'the baseline' if refs[0] is None else 'the current run'} to measure "
-                    f"{unit} against"), **base))
-                continue
-            b = [v / refs[0] for k in keys for v in (bcells[k].series(metric, clock) or [])]
-            c = [v / refs[1] for k in keys for v in (ccells[k].series(metric, clock) or [])]
-            if not b or not c:
-                findings.append(Finding(metric, status="skipped",
-                                        detail=f"no per-epoch {unit} recorded", **base))
-                continue
-            status, detail, values = _ratio_test(unit, b, c, th[factor_key], th["alpha"])
-            findings.append(Finding(metric, status=status,
-                                    baseline=f"{values['baseline_fastest']:.3f}x dense",
-                                    current=f"{values['current_fastest']:.3f}x dense",
-                                    change=f"x{values['change']:.3f}", detail=detail,
-                                    values=values, **base))
+            f = _judge(metric, th, factor_key, clock, keys, kind, threads, baseline, current,
+                       base)
+            if unstable:
+                f.detail += (f"; timed while the machine was busy ({'; '.join(unstable)}): CPU "
+                             "time, which other processes do not add to, is compared")
+            findings.append(f)
     if not measured:
         which = [name for name, p in (("the baseline", baseline), ("the current run", current))
                  if p.model.energy_source != "measured"]
@@ -724,6 +919,14 @@ def compare(current: Profile, baseline: Profile,
         notes.append(f"different machines ({baseline.model.machine} vs "
                      f"{current.model.machine}): time is compared as ratios to dense within "
                      "each run, never in seconds")
+    shaky = [f for f in findings if f.values.get("unstable")]
+    if shaky:
+        names = sorted({n for f in shaky for n in f.values["unstable"]})
+        notes.append(f"unstable timing: {len(shaky)} time/energy comparison(s) not judged, "
+                     f"because cells were flagged {' and '.join(names)} (" + "; ".join(
+                         {"busy": "timed while other processes kept the machine busy",
+                          "compiled": "numba compiled inside a measured epoch"}.get(n, n)
+                         for n in names) + "): a pass there is not evidence either")
     if any(f.status == "missing" for f in findings):
         notes.append("cells of the baseline are missing from the current run: run the same "
                      "scenario and options, or update the baseline")
@@ -750,55 +953,77 @@ def _row(f: Finding) -> list[str]:
     return [f.where, f.metric, f.baseline, f.current, f.change, f.status, f.detail]
 
 
-def render_markdown(r: CheckResult) -> str:
-    """A pull-request comment: verdict, table (failures first), thresholds and notes."""
-    def cell(text: str) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
+def markdown_text(text: Any) -> str:
+    """``text`` as one line of Markdown that shows it as written: HTML (``<script>``, ``&``)
+    is escaped as entities, and the characters of Markdown syntax (``|``, which would split
+    a table cell, ``*``, ``_``, the backquote, ``[``, ``]``, ``~``, ``#`` and the backslash)
+    with a backslash, so a label can neither inject HTML nor break or restyle the table."""
+    t = " ".join(str(text).splitlines())
+    t = t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*_\[\]|~#])", r"\\\1", t)
 
+
+def render_markdown(r: CheckResult) -> str:
+    """A pull-request comment: verdict, table (failures first), thresholds and notes. Every
+    label, path and detail is escaped (:func:`markdown_text`)."""
+    cell = markdown_text
     order = {"regression": 0, "missing": 1, "improved": 2, "new": 3, "ok": 4, "skipped": 5}
-    lines = [f"## lshprof check: {'❌ ' if r.failed else '✅ '}{r.headline()}", "",
+    lines = [f"## lshprof check: {'❌ ' if r.failed else '✅ '}{cell(r.headline())}", "",
              f"- current: {cell(describe(r.current))}",
              f"- baseline: {cell(describe(r.baseline))}",
-             "- thresholds: " + ", ".join(f"{k} {_show(v)} ({r.sources[k]})"
-                                          for k, v in r.thresholds.items()), "",
+             "- thresholds: " + cell(", ".join(f"{k} {_show(v)} ({r.sources[k]})"
+                                               for k, v in r.thresholds.items())), "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for f in sorted(r.findings, key=lambda f: order.get(f.status, 9)):
-        row = _row(f)
+        row = [cell(x) for x in _row(f)]
         if f.failed:
             row[5] = f"**{row[5]}**"
-        lines.append("| " + " | ".join(cell(x) for x in row) + " |")
+        lines.append("| " + " | ".join(row) + " |")
     if r.notes:
         lines += [""] + [f"- {cell(n)}" for n in r.notes]
     return "\n".join(lines) + "\n"
 
 
+#: characters XML 1.0 cannot hold, not even escaped (control characters, lone surrogates)
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: Any) -> str:
+    """``text`` as XML can hold it: ElementTree escapes ``<``, ``&`` and quotes; a control
+    character (say the ANSI escape of a coloured label) is written as ``\\x1b``."""
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                        else f"\\u{ord(m.group()):04x}", str(text))
+
+
 def render_junit(r: CheckResult) -> str:
     """JUnit XML: one test case per finding; regressions and missing cells are failures,
-    skipped comparisons are skipped."""
+    skipped comparisons are skipped. Labels and details are text (:func:`_xml_text`)."""
     import xml.etree.ElementTree as ET
 
     c = r.counts()
     suites = ET.Element("testsuites", name="lshprof check", tests=str(len(r.findings)),
                         failures=str(len(r.failed)), errors="0",
                         skipped=str(c.get("skipped", 0)))
-    suite = ET.SubElement(suites, "testsuite", name=f"lshprof check {r.current.model.scenario}",
+    suite = ET.SubElement(suites, "testsuite",
+                          name=_xml_text(f"lshprof check {r.current.model.scenario}"),
                           tests=str(len(r.findings)), failures=str(len(r.failed)), errors="0",
                           skipped=str(c.get("skipped", 0)), timestamp=utc_now())
     props = ET.SubElement(suite, "properties")
     for k, v in (("current", describe(r.current)), ("baseline", describe(r.baseline)),
                  *((f"threshold.{k}", f"{_show(v)} ({r.sources[k]})")
                    for k, v in r.thresholds.items())):
-        ET.SubElement(props, "property", name=k, value=v)
+        ET.SubElement(props, "property", name=k, value=_xml_text(v))
     for f in r.findings:
-        case = ET.SubElement(suite, "testcase", classname=f"lshprof.analysis.check.{f.label}",
-                             name=f"{f.metric}: {f.where}", time="0")
-        text = (f"baseline {f.baseline}, current {f.current}, change {f.change}: {f.detail}"
-                if f.baseline or f.current else f.detail)
+        case = ET.SubElement(suite, "testcase",
+                             classname=_xml_text(f"lshprof.analysis.check.{f.label}"),
+                             name=_xml_text(f"{f.metric}: {f.where}"), time="0")
+        text = _xml_text(f"baseline {f.baseline}, current {f.current}, change {f.change}: "
+                         f"{f.detail}" if f.baseline or f.current else f.detail)
         if f.failed:
-            ET.SubElement(case, "failure", message=f"{f.status}: {f.detail}",
+            ET.SubElement(case, "failure", message=_xml_text(f"{f.status}: {f.detail}"),
                           type=f.status).text = text
         elif f.status == "skipped":
-            ET.SubElement(case, "skipped", message=f.detail)
+            ET.SubElement(case, "skipped", message=_xml_text(f.detail))
         else:
             ET.SubElement(case, "system-out").text = f"{f.status}: {text}"
     ET.indent(suites)
@@ -811,6 +1036,7 @@ def print_result(r: CheckResult, *, quiet: bool = False) -> None:
 
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
     style = {"regression": "bold red", "missing": "bold red", "improved": "green",
@@ -827,11 +1053,10 @@ def print_result(r: CheckResult, *, quiet: bool = False) -> None:
                              justify="right" if col in ("baseline", "current", "change")
                              else "left")
         for f in shown:
-            row = _row(f)
-            table.add_row(*[t.replace("[", "\\[") for t in row[:5]],
-                          f"[{style.get(f.status, '')}]{f.status}[/]" if style.get(f.status)
-                          else f.status, row[6].replace("[", "\\["))
+            row = _row(f)  # labels and details are text, never markup: Text, not str
+            table.add_row(*[Text(t) for t in row[:5]],
+                          Text(f.status, style=style.get(f.status, "")), Text(row[6]))
         console.print(table)
     for n in r.notes:
         console.print(f"note: {n}", markup=False)
-    console.print(f"[{'bold red' if r.failed else 'bold green'}]{r.headline()}[/]")
+    console.print(Text(r.headline(), style="bold red" if r.failed else "bold green"))

@@ -28,6 +28,14 @@ Rules (the constants are module attributes, shown in every report):
   most threads, (time at fewest / time at most) / (most / fewest), is at least
   :data:`SCALING_EFFICIENCY_MIN`. lshprof trains synchronously; the paper's claim is
   about asynchronous (Hogwild-style) training.
+
+A verdict never rests on missing data: a figure missing at the operating point (a MAC
+count, a time, a dense reference) makes the claim ``not measured`` rather than moving the
+operating point to the next fraction. The cells' flags (:mod:`lshprof.analysis.flags`) go
+with the verdicts: a degenerate selection at the operating point (``below_budget``,
+``chance``) makes the MAC, time and energy claims ``not measured`` (those savings are not
+the method's), and every claim whose figures come from a flagged cell, or from a smoke run
+(``--quick``), carries a note saying so.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from lshprof.analysis.flags import split_flags
 from lshprof.analysis.summary import at_fewest_threads, finite
 
 __all__ = ["Claim", "check_claims", "HOLDS", "FAILS", "NOT_MEASURED", "MAC_SHARE_CLAIM",
@@ -68,10 +77,13 @@ class Claim:
     measured: str
     #: the figures behind ``measured``, one dict per fraction (or comparison)
     values: list[dict[str, Any]] = field(default_factory=list)
+    #: what the verdict must be read with: a smoke run, flagged cells behind the figures
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"key": self.key, "claim": self.claim, "rule": self.rule,
-                "verdict": self.verdict, "measured": self.measured, "values": self.values}
+                "verdict": self.verdict, "measured": self.measured, "values": self.values,
+                "notes": list(self.notes)}
 
 
 #: limits are inclusive; this absorbs the rounding of figures such as 0.94 - 0.95
@@ -107,15 +119,66 @@ def _not_measured(key, claim, rule, why) -> Claim:
     return Claim(key, claim, rule, NOT_MEASURED, why)
 
 
+def _missing_at_op(lsh, col: str, what: str) -> str | None:
+    """Why a claim cannot be judged when ``col`` is missing at the operating point (LSH's
+    smallest fraction), or None: the operating point never moves to another fraction."""
+    op = lsh.iloc[0]
+    if finite(op[col]):
+        return None
+    return (f"the {what} is missing at the operating point (fraction {_f(op['fraction'])}, "
+            f"{op['method']}): a missing value is not judged")
+
+
+#: flags that make a cell's savings not the method's (its selection was degenerate)
+_DEGENERATE = ("below_budget", "chance")
+#: claim -> the flags whose presence at the operating point its reader must know of
+_RELEVANT = {"macs": ("below_budget", "chance", "random_recall"),
+             "accuracy": ("below_budget", "chance", "random_recall"),
+             "baselines": ("below_budget", "chance", "random_recall"),
+             "time": ("compiled", "busy", "below_budget", "chance"),
+             "energy": ("compiled", "busy", "energy", "below_budget", "chance"),
+             "scaling": ("compiled", "busy")}
+
+
+def _flag_notes(claim: Claim, summary) -> Claim:
+    """Mark ``claim`` with the flags of the LSH rows behind it; a degenerate selection at the
+    operating point makes a saving claim not measured."""
+    if "flags" not in summary.columns or claim.verdict == NOT_MEASURED and not claim.values:
+        return claim
+    lsh = _lsh_rows(summary)
+    if lsh.empty:
+        return claim
+    relevant = _RELEVANT.get(claim.key, ())
+    fractions = {v.get("fraction") for v in claim.values} or {float(lsh.iloc[0]["fraction"])}
+    op_fraction = float(lsh.iloc[0]["fraction"])
+    for r in lsh.itertuples():
+        names = [n for n in split_flags(getattr(r, "flags", "")) if n in relevant]
+        if not names or float(r.fraction) not in fractions:
+            continue
+        notes = str(getattr(r, "flag_notes", "") or "").split(" | ")
+        detail = "; ".join(n for n in notes if n.split(":", 1)[0] in names)
+        claim.notes.append(f"{r.method} at fraction {_f(r.fraction)} is flagged "
+                           f"({', '.join(names)}): {detail}")
+        if (claim.key in ("macs", "time", "energy") and float(r.fraction) == op_fraction
+                and any(n in _DEGENERATE for n in names)):
+            claim.verdict = NOT_MEASURED
+            claim.measured = (f"not judged: the selection was degenerate at the operating point "
+                              f"(fraction {_f(r.fraction)}), so its savings are not the "
+                              f"method's; measured {claim.measured}")
+    return claim
+
+
 def _claim_macs(summary) -> Claim:
     key, claim = "macs", "LSH uses about 5% of the dense multiplications"
     rule = (f"LSH's MAC share of dense, choosing, hashing and re-hashing included, is at most "
             f"{_pct(MAC_SHARE_LIMIT)} at its smallest active fraction")
     lsh = _lsh_rows(summary)
-    if not lsh.empty:
-        lsh = lsh[lsh["mac_share"].map(finite)]
     if lsh.empty:
         return _not_measured(key, claim, rule, "no LSH method with MAC counts in this run")
+    missing = _missing_at_op(lsh, "mac_share", "MAC count")
+    if missing:
+        return _not_measured(key, claim, rule, missing)
+    lsh = lsh[lsh["mac_share"].map(finite)]
     values = [{"fraction": float(r.fraction), "mac_share": float(r.mac_share)}
               for r in lsh.itertuples()]
     op = values[0]
@@ -132,10 +195,13 @@ def _claim_accuracy(summary) -> Claim:
     lsh = _lsh_rows(summary)
     if lsh.empty:
         return _not_measured(key, claim, rule, "no LSH method in this run")
-    lsh = lsh[lsh["accuracy_gap"].map(finite)]
-    if lsh.empty:
+    if not lsh["accuracy_gap"].map(finite).any():
         return _not_measured(key, claim, rule, "no dense cell to compare with at the same "
                                                "seeds and threads")
+    missing = _missing_at_op(lsh, "accuracy_gap", "accuracy or dense reference")
+    if missing:
+        return _not_measured(key, claim, rule, missing)
+    lsh = lsh[lsh["accuracy_gap"].map(finite)]
     values = [{"fraction": float(r.fraction), "accuracy": float(r.accuracy),
                "accuracy_gap": float(r.accuracy_gap)} for r in lsh.itertuples()]
     within = [v["fraction"] for v in values if _at_least(v["accuracy_gap"], -ACCURACY_TOLERANCE)]
@@ -193,11 +259,16 @@ def _claim_realized(summary, what: str) -> Claim:
     lsh = _lsh_rows(summary)
     if lsh.empty:
         return _not_measured(key, claim, rule, "no LSH method in this run")
-    lsh = lsh[lsh[share].map(finite) & lsh["mac_share"].map(finite)]
-    if lsh.empty:
+    ok = lsh[share].map(finite) & lsh["mac_share"].map(finite)
+    if not ok.any():
         why = ("no dense cell to compare with" if what == "time" else
                "energy was not measured in this run (no energy backend)")
         return _not_measured(key, claim, rule, why)
+    missing = _missing_at_op(lsh, share, f"{what} share") or _missing_at_op(
+        lsh, "mac_share", "MAC count")
+    if missing:
+        return _not_measured(key, claim, rule, missing)
+    lsh = lsh[ok]
     values = [{"fraction": float(r.fraction), "mac_share": float(r.mac_share),
                share: float(getattr(r, share)),
                "realized_saving": float(r.mac_share) / float(getattr(r, share))
@@ -257,8 +328,15 @@ def _claim_scaling(summary) -> Claim:
                  values)
 
 
-def check_claims(summary) -> list[Claim]:
-    """Every claim, judged on one run's :func:`~lshprof.analysis.summary.summarize` table."""
-    return [_claim_macs(summary), _claim_accuracy(summary), _claim_baselines(summary),
-            _claim_realized(summary, "time"), _claim_realized(summary, "energy"),
-            _claim_scaling(summary)]
+def check_claims(summary, *, smoke: str | None = None) -> list[Claim]:
+    """Every claim, judged on one run's :func:`~lshprof.analysis.summary.summarize` table.
+    ``smoke``: the run's smoke-run note (:func:`lshprof.analysis.flags.smoke_note`), which
+    every claim then carries."""
+    claims = [_claim_macs(summary), _claim_accuracy(summary), _claim_baselines(summary),
+              _claim_realized(summary, "time"), _claim_realized(summary, "energy"),
+              _claim_scaling(summary)]
+    claims = [_flag_notes(c, summary) for c in claims]
+    if smoke:
+        for c in claims:
+            c.notes.insert(0, smoke)
+    return claims

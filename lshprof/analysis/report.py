@@ -102,6 +102,7 @@ class Run:
 
 def _load(paths) -> list[Run]:
     from lshprof.analysis.claims import check_claims
+    from lshprof.analysis.flags import smoke_note
     from lshprof.experiment.results import load_results
     from lshprof.analysis.summary import cell_table, summarize
 
@@ -114,7 +115,8 @@ def _load(paths) -> list[Run]:
             continue
         cells = cell_table(rows)
         summary = summarize(rows, cells=cells)
-        runs.append(Run(key, meta, rows, cells, summary, check_claims(summary)))
+        runs.append(Run(key, meta, rows, cells, summary,
+                        check_claims(summary, smoke=smoke_note(meta, rows))))
     if not any(len(r.rows) for r in runs):
         where = ", ".join(str(p) for p in ([paths] if isinstance(paths, (str, os.PathLike))
                                            else paths))
@@ -625,6 +627,9 @@ table.sortable th{cursor:pointer}table.sortable th:after{content:' \\2195';color
 .holds{background:#dff3df}.does-not-hold{background:#f8dcdc}.not-measured{background:#eee;color:#555}
 .verdict{font-weight:600;white-space:nowrap}.rule{color:#666;font-size:12px}
 .note{background:#fff4d6;border-left:4px solid #e0a800;padding:6px 10px;margin:8px 0}
+.warnings{background:#fde8e8;border-left:4px solid #c0392b;padding:6px 10px;margin:8px 0}
+.smoke{border-left-color:#c0392b;background:#fde8e8}
+.claimnote{font-size:85%;color:#8a2a1f;margin-top:4px}
 .missing{background:#f3f3f3;border:1px dashed #999;padding:18px;margin:8px 0;color:#444}
 .caption{color:#555;font-size:13px}.plot{min-height:480px}
 pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px;max-height:480px}
@@ -712,12 +717,77 @@ def _header(runs: list[Run]) -> str:
         ("energy", lambda m, r: energy(m)),
         ("data", lambda m, r: ", ".join(f"{k} {v}" for k, v in
                                         ((r.scenario.get("data_shape") or {}).items())) or "-"),
+        ("sizes used", lambda m, r: _sizes_used(r)),
     )
     rows = []
     for label, fn in fields:
         cells = "".join(f"<td>{esc(fn(r.meta, r))}</td>" for r in runs)
         rows.append(f"<tr><th>{esc(label)}</th>{cells}</tr>")
     return "<table class=meta>" + "".join(rows) + "</table>"
+
+
+def _sizes_used(run: Run) -> str:
+    """What the run's rows were measured with (not what the description promises)."""
+    rows = run.rows
+    if not len(rows):
+        return "-"
+    parts = []
+    if "epoch" in rows.columns:
+        parts.append(f"{int(pd_num(rows['epoch']).max())} epoch(s)")
+    if "fraction" in rows.columns:
+        fr = sorted({float(x) for x in pd_num(rows["fraction"]).dropna()})
+        if fr:
+            parts.append("fractions " + ", ".join(f"{x:g}" for x in fr))
+    if "seed" in rows.columns:
+        parts.append(f"{rows['seed'].nunique()} seed(s)")
+    if "n_train" in rows.columns:
+        parts.append(f"{int(pd_num(rows['n_train']).max())} training samples per epoch")
+    if "batch_size" in rows.columns:
+        parts.append("batch " + ", ".join(str(int(b)) for b in sorted(set(
+            pd_num(rows["batch_size"]).dropna()))))
+    from lshprof.analysis.flags import is_smoke
+
+    if is_smoke(run.meta):
+        parts.append("SMOKE RUN (--quick)")
+    return ", ".join(parts)
+
+
+def pd_num(col):
+    import pandas as pd
+
+    return pd.to_numeric(col, errors="coerce")
+
+
+def _warnings_html(runs: list[Run]) -> str:
+    """The smoke-run banner and one line per flagged cell (what, cause, fix): shown before
+    the claims, so nobody reads a verdict without them."""
+    from lshprof.analysis.flags import smoke_note
+
+    parts = []
+    for run in runs:
+        note = smoke_note(run.meta, run.rows)
+        who = f"{run.key}: " if len(runs) > 1 else ""
+        if note:
+            parts.append(f"<p class=\"note smoke\"><b>{esc(who)}{esc(note)}</b></p>")
+        cells = run.cells
+        if not len(cells) or "flags" not in cells.columns:
+            continue
+        flagged = cells[cells["flags"].astype(str) != ""]
+        if flagged.empty:
+            continue
+        items = []
+        for _, r in flagged.iterrows():
+            where = ", ".join([f"{k} {r[k]:g}" for k in ("fraction", "seed", "threads")
+                               if finite(r.get(k))]
+                              + ([f"mode {r['mode']}"] if r.get("mode") not in (None, "sync")
+                                 and isinstance(r.get("mode"), str) else []))
+            lines = "".join(f"<li>{esc(n)}</li>" for n in str(r["flag_notes"]).split(" | ") if n)
+            items.append(f"<li data-flags=\"{esc(r['flags'])}\"><b>{esc(r['method'])}</b> "
+                         f"({esc(where)}): {esc(r['flags'].replace(';', ', '))}<ul>{lines}</ul></li>")
+        parts.append(f"<div class=warnings><b>{esc(who)}{len(flagged)} of {len(cells)} cells are "
+                     "flagged; their figures must be read with these notes:</b><ul>"
+                     + "".join(items) + "</ul></div>")
+    return "".join(parts)
 
 
 def _claims_html(runs: list[Run]) -> str:
@@ -738,7 +808,9 @@ def _claims_html(runs: list[Run]) -> str:
                         f"<div class=rule>rule: {esc(c.rule)}</div></td>") if j == 0 else ""
             body.append(f"<tr data-claim=\"{esc(c.key)}\">{claim_td}"
                         + (f"<td>{esc(run.key)}</td>" if multi else "")
-                        + f"<td>{esc(c.measured)}</td>"
+                        + f"<td>{esc(c.measured)}"
+                        + "".join(f"<div class=claimnote>{esc(n)}</div>" for n in c.notes)
+                        + "</td>"
                         f"<td class=\"verdict {cls}\">{esc(c.verdict)}</td></tr>")
     return (f"<table class=claims>{head}{''.join(body)}</table><p class=rule>Verdicts are "
             f"computed from the measurements by the rules shown (lshprof.analysis.claims): 'about 5%' "
@@ -756,14 +828,15 @@ SUMMARY_COLUMNS = [
     ("mac_share", "MAC share"), ("train_s", "train s"), ("train_s_sd", "± sd"),
     ("time_share", "time share"), ("time_per_sample_s", "s/sample"),
     ("energy_j", "energy J"), ("energy_share", "energy share"),
-    ("energy_source", "energy source")]
+    ("energy_source", "energy source"), ("flags", "flags")]
 CELL_COLUMNS = [
     ("method", "method"), ("kind", "layer method"), ("fraction", "fraction"), ("seed", "seed"),
     ("threads", "threads"), ("epochs", "epochs"), ("accuracy", "test accuracy"),
     ("accuracy_gap", "vs dense"), ("loss", "loss"), ("macs", "MACs"),
     ("macs_dense_equivalent", "dense-equivalent MACs"), ("mac_share", "MAC share"),
     ("train_s", "train s"), ("time_share", "time share"), ("samples", "samples"),
-    ("energy_j", "energy J"), ("energy_share", "energy share"), ("energy_source", "energy source")]
+    ("energy_j", "energy J"), ("energy_share", "energy share"), ("energy_source", "energy source"),
+    ("flags", "flags")]
 
 
 def _energy_titles(columns, run: Run) -> list[tuple[str, str]]:
@@ -812,6 +885,7 @@ def build_report(paths, *, plotly_src: str | None = None) -> str:
     ]
     if est:
         parts.append(f"<p class=note>{esc(ESTIMATED_NOTE)}</p>")
+    parts.append(_warnings_html(runs))
     parts += ["<h2 id=claims>The paper's claims against this run</h2>", _claims_html(runs),
               "<h2 id=figures>Figures</h2>"]
     for sec in sections:

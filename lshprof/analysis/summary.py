@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import math
 
+from lshprof.analysis.flags import cell_flags, epoch_train_s, join_flags, split_flags
+from lshprof.errors import ResultsError
 from lshprof.experiment.sweep import CELL_KEYS, DIMENSIONS, REFERENCE_KEYS, SUMMARY_KEYS
 
-__all__ = ["cell_table", "cell_kind", "summarize", "finite", "at_fewest_threads", "sweep_keys"]
-
+__all__ = ["cell_table", "cell_kind", "summarize", "finite", "at_fewest_threads", "sweep_keys",
+           "total"]
 
 
 def sweep_keys(df, keys) -> list[str]:
@@ -85,8 +87,36 @@ def _num(df, col):
     return pd.to_numeric(df[col], errors="coerce") if col in df.columns else math.nan
 
 
+def total(values) -> float:
+    """The sum of ``values``, or NaN when there are none or any is missing, NaN or infinite:
+    a missing value is never summed as 0."""
+    import numpy as np
+    import pandas as pd
+
+    v = pd.to_numeric(pd.Series(values), errors="coerce") if not isinstance(values, float) \
+        else pd.Series([values])
+    if len(v) == 0 or not np.isfinite(v.to_numpy(dtype=float)).all():
+        return math.nan
+    return float(v.sum())
+
+
+def _check_epochs(g, key) -> None:
+    """A cell's rows hold each epoch once (a duplicated row would double its time)."""
+    if "epoch" not in g.columns:
+        return
+    dup = g["epoch"][g["epoch"].duplicated()]
+    if len(dup):
+        where = ", ".join(f"{v}" for v in (key if isinstance(key, tuple) else (key,)))
+        raise ResultsError(f"the cell ({where}) has epoch {dup.iloc[0]} more than once: the "
+                           "table holds duplicated rows (a run loaded twice, or a copied "
+                           "cell file); drop the duplicates (DataFrame.drop_duplicates) or load "
+                           "each run once")
+
+
 def cell_table(df):
-    """One row per finished cell: final accuracy and summed training work, time, energy."""
+    """One row per finished cell: final accuracy and summed training work, time, energy,
+    and the cell's flags (:mod:`lshprof.analysis.flags`). A value missing in any epoch makes
+    the cell's sum missing (NaN), never a smaller number."""
     import pandas as pd
 
     if df.empty:
@@ -96,29 +126,37 @@ def cell_table(df):
     keys = sweep_keys(df, CELL_KEYS)
     rows = []
     for key, g in df.groupby(keys, dropna=False, sort=False):
+        _check_epochs(g, key)
         g = g.sort_values("epoch")
         last = g.iloc[-1]
-        n_seen = float(_num(g, "n_train").sum())
+        flags = cell_flags(g)
+        names = {f.name for f in flags}
         energy = _num(g, "energy_j")
+        source = str(last.get("energy_source", "none") or "none")
+        energy_j = total(energy) if len(energy) and energy.notna().all() else math.nan
+        if "compiled" in names and source != "estimated":
+            energy_j = math.nan  # a measured energy that includes numba compilation
         row = dict(zip(keys, key))
         row.update(
             kind=cell_kind(last),
             epochs=int(len(g)),
-            accuracy=float(last["eval_accuracy"]),
-            loss=float(last["loss"]),
-            macs=float(_num(g, "macs_total").sum()),
-            macs_dense_equivalent=float(_num(g, "macs_dense_equivalent").sum()),
-            # the optional selection-quality measurement is lshprof's, not the method's: its
-            # MACs are outside macs_total, and its time is taken out here
-            train_s=float(_num(g, "wall_elapsed_s").sum())
-            - (float(_num(g, "wall_quality_s").fillna(0).sum())
-               if "wall_quality_s" in g.columns else 0.0),
-            samples=n_seen,
-            energy_j=float(energy.sum()) if len(energy) and energy.notna().all() else math.nan,
-            energy_source=str(last.get("energy_source", "none") or "none"),
+            accuracy=float(pd.to_numeric(pd.Series([last["eval_accuracy"]]),
+                                         errors="coerce").iloc[0]),
+            loss=float(pd.to_numeric(pd.Series([last["loss"]]), errors="coerce").iloc[0]),
+            macs=total(_num(g, "macs_total")),
+            macs_dense_equivalent=total(_num(g, "macs_dense_equivalent")),
+            # the optional selection-quality measurement is lshprof's, not the method's (its
+            # MACs are outside macs_total), and so is numba compilation: both are taken out
+            train_s=total(epoch_train_s(g)),
+            samples=total(_num(g, "n_train")),
+            energy_j=energy_j,
+            energy_source=source,
+            flags=join_flags(names),
+            flag_notes=" | ".join(f"{f.name}: {f.message}" for f in flags),
         )
         row["mac_share"] = (row["macs"] / row["macs_dense_equivalent"]
-                            if row["macs_dense_equivalent"] else math.nan)
+                            if finite(row["macs_dense_equivalent"])
+                            and row["macs_dense_equivalent"] > 0 else math.nan)
         row["samples_per_s"] = (row["samples"] / row["train_s"]
                                 if finite(row["train_s"]) and row["train_s"] > 0 else math.nan)
         rows.append(row)
@@ -130,7 +168,8 @@ def cell_table(df):
     dense = dense.iloc[(dense["method"] != "dense").argsort(kind="stable")]  # label dense first
     dense = dense[ref_keys + ["train_s", "energy_j", "accuracy"]]
     ref = cells[ref_keys].merge(dense.drop_duplicates(ref_keys), on=ref_keys, how="left")
-    nonzero = ref[["train_s", "energy_j"]].where(ref[["train_s", "energy_j"]] != 0)
+    refv = ref[["train_s", "energy_j"]].apply(pd.to_numeric, errors="coerce")
+    nonzero = refv.where((refv > 0) & refv.map(finite))  # a 0, inf or missing reference: no ratio
     cells["time_share"] = cells["train_s"] / nonzero["train_s"]
     cells["energy_share"] = cells["energy_j"] / nonzero["energy_j"]
     cells["accuracy_gap"] = cells["accuracy"] - ref["accuracy"]
@@ -163,10 +202,18 @@ def summarize(df, cells=None):
         for col in ("accuracy", "accuracy_gap", "mac_share", "time_share", "energy_share",
                     "train_s", "energy_j", "macs", "samples", "time_per_sample_s",
                     "energy_per_sample_j", "samples_per_s"):
-            row[col] = float(g[col].mean())
+            # a seed whose value is missing makes the mean missing, not the mean of the rest
+            v = pd.to_numeric(g[col], errors="coerce")
+            row[col] = float(v.mean(skipna=False))
             if col not in ("macs", "samples"):  # deterministic at a fixed data set
-                row[f"{col}_sd"] = float(g[col].std()) if len(g) > 1 else math.nan
+                row[f"{col}_sd"] = float(v.std(skipna=False)) if len(g) > 1 else math.nan
         row["energy_source"] = ", ".join(sorted(set(g["energy_source"])))
+        names = set()
+        for f in g["flags"]:
+            names.update(split_flags(f))
+        row["flags"] = join_flags(names)
+        row["flag_notes"] = " | ".join(dict.fromkeys(
+            n for t in g["flag_notes"] if isinstance(t, str) and t for n in t.split(" | ")))
         row["macs_per_sample"] = row["macs"] / row["samples"] if row["samples"] else math.nan
         rows.append(row)
     out = pd.DataFrame(rows)

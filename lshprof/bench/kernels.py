@@ -348,8 +348,69 @@ def _print_list(specs: list[BenchSpec], opts: BenchOptions) -> None:
             print(f"{spec.name:<{width}}  {meta['macs']:>14d} MACs", flush=True)
 
 
-def run_bench(argv: list[str]) -> int:
-    """``lshprof bench ARGS``: in the main process and, re-run by pyperf, in each worker."""
+def _output_files(args, check_target: Callable[[str, str], Any] | None) -> list[tuple]:
+    """``(option, final path, temporary path)`` of pyperf's ``-o`` and ``--append`` files
+    in the main process. pyperf writes them itself, in place, after each benchmark: each
+    is pointed at a hidden temporary file beside the final one (a copy of it for
+    ``--append``), renamed over the final one once every benchmark has run, so a full disk
+    or an interruption never leaves half a file."""
+    import shutil
+    from pathlib import Path
+
+    out: list[tuple] = []
+    if args.worker:
+        return out
+    for option, name in (("-o", "output"), ("--append", "append")):
+        path = getattr(args, name, None)
+        if not path:
+            continue
+        if check_target is not None:
+            check_target(path, option)
+        final = Path(path)
+        suffix = ".gz" if final.name.endswith(".gz") else ""  # pyperf gzips by the name
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}{suffix}")
+        if name == "append" and final.exists():
+            try:
+                shutil.copyfile(final, tmp)
+            except OSError as exc:
+                from lshprof.files import write_error_message
+
+                try:
+                    tmp.unlink(missing_ok=True)
+                except OSError:
+                    pass
+                raise ConfigError(write_error_message(final, exc, kind="file",
+                                                      option=option)) from None
+        out.append((option, final, tmp))
+        setattr(args, name, str(tmp))
+    return out
+
+
+def _existing_output(argv: list[str]) -> None:
+    """Refuse an ``-o``/``--output`` file that exists (pyperf would say so and exit 1, the
+    status of a failure, not of a usage error) or that is a folder."""
+    from pathlib import Path
+
+    for i, a in enumerate(argv):
+        if a == "--":
+            return
+        path = None
+        if a in ("-o", "--output") and i + 1 < len(argv):
+            path = argv[i + 1]
+        elif a.startswith("--output="):
+            path = a.split("=", 1)[1]
+        elif a.startswith("-o") and len(a) > 2 and not a.startswith("--"):
+            path = a[2:]
+        if path and Path(path).is_dir():
+            raise ConfigError(f"-o {path} is a folder; give a file name")
+        if path and os.path.lexists(path):
+            raise ConfigError(f"-o {path} already exists; choose another name, or add the "
+                              "new results to it with --append")
+
+
+def run_bench(argv: list[str], *, check_target: Callable[[str, str], Any] | None = None) -> int:
+    """``lshprof bench ARGS``: in the main process and, re-run by pyperf, in each worker.
+    ``check_target(path, option)`` checks an output file before any benchmark runs."""
     import pyperf
 
     def add_cmdline_args(cmd: list[str], args) -> None:
@@ -365,6 +426,8 @@ def run_bench(argv: list[str]) -> int:
         "exact MACs of one call in each benchmark's metadata. Compare two runs with "
         "python -m pyperf compare_to OLD.json NEW.json.")
     _add_options(parser)
+    if "--worker" not in argv:
+        _existing_output(argv)
     args = runner.parse_args(argv)
     opts = _options(args)
     _inherit_environ(args)
@@ -375,11 +438,36 @@ def run_bench(argv: list[str]) -> int:
     if args.list:
         _print_list(specs, opts)
         return 0
+    from lshprof.files import write_error_message
+
+    outs = _output_files(args, check_target)
     if not args.worker:
         print(f"lshprof bench: {len(specs)} benchmarks, {opts.threads} BLAS and numba "
               f"thread(s); compare two runs with: python -m pyperf compare_to OLD.json "
               f"NEW.json", file=sys.stderr, flush=True)
+    try:
+        _bench_all(runner, args, opts, specs)
+        for _, final, tmp in outs:
+            os.replace(tmp, final)
+    except OSError as exc:
+        # pyperf's writes of an output file (a full disk, say) are one line; other OS errors
+        # (a worker that cannot start) are not about the files and pass on
+        for option, final, tmp in outs:
+            if exc.filename in (str(final), str(tmp)) or (exc.filename is None and len(outs) == 1):
+                raise ConfigError(write_error_message(final, exc, kind="file",
+                                                      option=option)) from None
+        raise
+    finally:
+        for _, _, tmp in outs:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+    return 0
 
+
+def _bench_all(runner, args, opts, specs) -> None:
+    """Register every benchmark with pyperf's ``runner`` (which runs them)."""
     for i, spec in enumerate(specs):
         # pyperf runs task i of a worker on the i-th call and skips the others
         # unseen, so only a worker's own task is built (the main process builds none)
@@ -392,4 +480,3 @@ def run_bench(argv: list[str]) -> int:
         with limit_threads(opts.threads):
             time_func, meta = prepare(spec, opts)
             runner.bench_time_func(spec.name, time_func, metadata=meta)
-    return 0

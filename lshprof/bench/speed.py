@@ -439,7 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_speed(argv: list[str]) -> int:
+def run_speed(argv: list[str], *, check_target: Callable[[str, str], Any] | None = None) -> int:
+    """``lshprof bench --suite speed ARGS``; ``check_target(path, option)`` checks the
+    ``--json`` file before any case runs."""
     args = build_parser().parse_args(argv)
     if args.repeats < 1:
         raise ConfigError(f"--repeats must be >= 1, got {args.repeats}")
@@ -452,9 +454,9 @@ def run_speed(argv: list[str]) -> int:
                               + ", ".join(repr(n) for n in names))
         cases = tuple(names[n] for n in args.cases)
     if args.json:
-        from lshprof.files import check_json_target
+        from lshprof.files import check_output_target
 
-        check_json_target(args.json, "--json")
+        (check_target or check_output_target)(args.json, "--json")
     from lshprof.measure.system import machine_info
 
     res: dict[str, Any] = {"machine": f"{machine_info()['cpu_model']}, "
@@ -468,7 +470,11 @@ def run_speed(argv: list[str]) -> int:
                                                                       args.repeats)
     missed = report(res)
     if args.json:
-        from lshprof.files import write_json_atomic
+        from lshprof.files import write_error_message, write_json_atomic
 
-        write_json_atomic(args.json, res)
+        try:
+            write_json_atomic(args.json, res)
+        except OSError as exc:
+            raise ConfigError(write_error_message(args.json, exc, kind="file",
+                                                  option="--json")) from None
     return 1 if (missed and args.strict) else 0

@@ -13,7 +13,139 @@ from lshprof import __version__
 from lshprof.errors import LshprofError
 from lshprof.names import FAMILIES, POLICIES, TIME_CLOCKS, TRANSFORMS
 
+__all__ = ["main", "build_parser", "EXIT_USAGE", "output_target", "output_folder",
+           "write_error", "write_output", "write_results", "plain"]
+
 EXIT_USAGE = 2
+
+
+# -- output files: checked before any work, written whole or not at all -------------------------
+def write_error(path, exc: OSError, option: str | None = None) -> "LshprofError":
+    """The one-line error for ``exc``, met while writing file ``path`` (given by ``option``):
+    the path as the user gave it, the system's reason and the fix
+    (:func:`lshprof.files.write_error_message`)."""
+    from lshprof.errors import ConfigError
+    from lshprof.files import write_error_message
+
+    return ConfigError(write_error_message(path, exc, kind="file", option=option))
+
+
+def _writable_folder(folder, option: str, p) -> None:
+    """Fail when no file can be written in existing ``folder`` (for output ``p`` of
+    ``option``): a read-only file system, no permission, or no space left."""
+    import os
+
+    from lshprof.errors import ConfigError
+
+    try:
+        vfs = os.statvfs(folder)
+    except (AttributeError, OSError):  # not on every OS
+        vfs = None
+    if vfs is not None and vfs.f_flag & getattr(os, "ST_RDONLY", 1):
+        raise ConfigError(f"{option} {p}: {folder} is on a read-only file system; choose a "
+                          "path on a writable one")
+    if not os.access(folder, os.W_OK):
+        raise ConfigError(f"{option} {p}: no permission to write in {folder}; choose a path "
+                          "you may write to")
+    root = getattr(os, "geteuid", lambda: -1)() == 0  # root may use the reserved blocks
+    if vfs is not None and vfs.f_blocks and (vfs.f_bfree if root else vfs.f_bavail) == 0:
+        raise ConfigError(f"{option} {p}: no space left on the device of {folder}; free "
+                          "space or choose another path")
+
+
+def _stat_error(exc: OSError, option: str, p):
+    """The one-line error for a path ``p`` (of ``option``) that cannot be looked at."""
+    import errno
+
+    from lshprof.errors import ConfigError
+
+    why = {errno.ENOTDIR: "a part of it is a file, not a folder",
+           errno.ELOOP: "a loop of symbolic links"}.get(exc.errno, exc.strerror)
+    return ConfigError(f"{option} {p}: {why}; choose another path")
+
+
+def output_target(path, option: str):
+    """Fail before any work when an output file cannot be written at ``path`` (given by
+    command-line ``option``): it names a folder or something other than a regular file,
+    its folder is missing or is a file, is read-only or on a full disk. Returns the path."""
+    import os
+    import stat
+    from pathlib import Path
+
+    from lshprof.errors import ConfigError
+
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise _stat_error(exc, option, p) from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise ConfigError(f"{option} {p} is a folder; give a file name")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise ConfigError(f"{option} {p} exists and is not a regular file (a device, FIFO or "
+                          "socket); give the name of a file to write")
+    folder = p.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{option} {p}: folder {folder} does not exist; create it first")
+    _writable_folder(folder, option, p)
+    return p
+
+
+def output_folder(path, option: str):
+    """Fail before any work when a run folder cannot be written at ``path`` (given by
+    ``option``): it is a file, a part of it is a file, or the folder it would be made in
+    (its nearest existing one) is read-only or on a full disk. Returns the path."""
+    import os
+    import stat
+    from pathlib import Path
+
+    from lshprof.errors import ConfigError
+
+    p = here = Path(os.path.abspath(path))
+    while True:
+        try:
+            st = os.stat(here)
+            break
+        except FileNotFoundError:
+            here = here.parent
+        except OSError as exc:
+            raise _stat_error(exc, option, Path(path)) from None
+    if not stat.S_ISDIR(st.st_mode):
+        what = "is a file" if here == p else f"is inside {here}, which is a file"
+        raise ConfigError(f"{option} {path} {what}, not a folder; choose another path")
+    _writable_folder(here, option, path)
+    return Path(path)
+
+
+def write_output(path, text: str, option: str | None = None) -> None:
+    """Write ``text`` to ``path`` atomically (a failed write leaves the old file, or none,
+    and no temporary file); an OS error is one line naming the file and the fix."""
+    from lshprof.files import write_text_atomic
+
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise write_error(path, exc, option) from None
+
+
+def write_results(args: argparse.Namespace, results) -> None:
+    """A command's ``--json`` file (its arguments and its results), as :func:`write_output`."""
+    from lshprof.files import write_results_json
+
+    try:
+        write_results_json(args, results)
+    except OSError as exc:
+        raise write_error(args.json, exc, "--json") from None
+
+
+def plain(text) -> "Text":
+    """``text`` for a rich console or table cell as it is: square brackets in a label, a
+    description or a path (``[/bold]``, ``lsh[/]``) are neither markup nor an error."""
+    from rich.text import Text
+
+    return Text(str(text))
 
 
 def _number(text: str, convert, ok, expect: str):
@@ -312,33 +444,61 @@ def main(argv: list[str] | None = None) -> int:
     except LshprofError as exc:
         print(f"lshprof {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # the machine's (a full disk, a read-only folder), not a bug
+        print(f"lshprof {args.command}: error: {_os_error_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("lshprof: interrupted", file=sys.stderr)
         return 130
+    except Exception:
+        if args.command != "check":
+            raise
+        # exit status 1 is check's "regression": a crash must never read as one
+        import traceback
+
+        traceback.print_exc()
+        print("lshprof check: error: the check could not be made (an internal error, not a "
+              "regression); please report it with the files checked", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _os_error_line(exc: OSError) -> str:
+    """One line for an OS error no command turned into a message of its own."""
+    import errno
+
+    where = f"{exc.filename}: " if exc.filename else ""
+    if exc.filename2:
+        where = f"{exc.filename} -> {exc.filename2}: "
+    fix = {errno.ENOSPC: "; free space or choose another path",
+           errno.EDQUOT: "; free space (your disk quota is full) or choose another path",
+           errno.EROFS: "; choose a path on a writable file system"}.get(exc.errno, "")
+    return f"{where}{exc.strerror or exc}{fix}"
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from lshprof.files import check_output_target, write_text_atomic
     from lshprof.analysis.check import DEFAULTS, compare, load_profile, print_result, render_junit, render_markdown
 
-    targets = {opt: check_output_target(path, f"--{opt}")
+    targets = {opt: output_target(path, f"--{opt}")
                for opt, path in (("markdown", args.markdown), ("junit", args.junit)) if path}
     current = load_profile(args.current)
     baseline = load_profile(args.baseline)
     overrides = {k: getattr(args, k) for k in DEFAULTS}  # one option per threshold
     result = compare(current, baseline, overrides)
+    texts = {opt: render_markdown(result) if opt == "markdown" else render_junit(result)
+             for opt in targets}
     print_result(result, quiet=args.quiet)
     for opt, path in targets.items():
-        write_text_atomic(path, render_markdown(result) if opt == "markdown"
-                          else render_junit(result))
+        write_output(path, texts[opt], f"--{opt}")
         print(f"{opt}: {path}")
     return 0 if result.ok else 1
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from lshprof.analysis.check import write_baseline
+    from lshprof.analysis.check import baseline_text, make_baseline
 
-    d = write_baseline(args.run, args.out)
+    target = output_target(args.out, "-o")
+    d = make_baseline(args.run)
+    write_output(target, baseline_text(d), "-o")
     n = len(d["cells"])
     print(f"baseline: {args.out} ({n} cells of scenario {d['scenario']}, energy "
           f"{d['energy_source']}); commit it and run lshprof check RUN --baseline {args.out}")
@@ -350,12 +510,15 @@ def _bench(argv: list[str]) -> int:
         if any(a == "--suite" or a.startswith("--suite=") for a in argv):
             from lshprof.bench.speed import run_speed
 
-            return run_speed(argv) or 0
+            return run_speed(argv, check_target=output_target) or 0
         from lshprof.bench.kernels import run_bench
 
-        return run_bench(argv) or 0
+        return run_bench(argv, check_target=output_target) or 0
     except LshprofError as exc:
         print(f"lshprof bench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"lshprof bench: error: {_os_error_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
 
 
@@ -370,8 +533,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from lshprof.analysis.report import default_report_path, write_report
+    import os
+    import stat
 
+    from lshprof.analysis.report import default_report_path, write_report
+    from lshprof.errors import ConfigError
+
+    try:
+        mode = os.stat(args.out).st_mode if args.out else None
+    except OSError:
+        mode = None  # missing (its folder is made), or said by write_report
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        # an atomic write would rename a file over it (as root, over /dev/null itself)
+        raise ConfigError(f"-o {args.out} exists and is not a regular file (a device, FIFO "
+                          "or socket); give the name of a file to write")
     out = write_report(args.runs, args.out or default_report_path(args.runs),
                        plotlyjs=args.plotlyjs)
     print(f"report: {out} ({out.stat().st_size / 1e6:.1f} MB)")
@@ -396,6 +571,9 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
                 s = load_scenario(f)
                 s.check_data()
                 print(f"{f}: ok ({len(s.cells())} cells)")
+                note = s.thread_note()
+                if note:
+                    print(f"{f}: {note}")
             except LshprofError as exc:
                 print(f"{exc}", file=sys.stderr)
                 bad += 1
@@ -414,7 +592,7 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
     for name in found:
         s = load_scenario(name)
         label = name + (" (default)" if name == DEFAULT_SCENARIO else "")
-        table.add_row(label, str(len(s.cells())), s.description)
+        table.add_row(plain(label), str(len(s.cells())), plain(s.description))
     Console().print(table)
     return 0
 
@@ -431,7 +609,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
     table.add_column("summary")
     for name, cls in LAYERS.items():
         params = ", ".join(f"{k}={v!r}" for k, v in cls.PARAMS.items()) or "-"
-        table.add_row(name, params, (cls.__doc__ or "").strip().splitlines()[0])
+        table.add_row(name, plain(params), plain((cls.__doc__ or "").strip().splitlines()[0]))
     Console().print(table)
     return 0
 

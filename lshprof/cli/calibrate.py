@@ -125,21 +125,21 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from lshprof.files import check_json_target
+    from lshprof.cli.app import output_target, plain, write_error
     from lshprof.measure.energy import open_meter
 
     console = Console(stderr=True)
-    check_json_target(args.output, "-o")
+    output_target(args.output, "-o")
     if args.energy not in ("powercap", "pyrapl"):
         raise ConfigError(f"calibrate measures with powercap or pyrapl, not {args.energy!r}")
     meter, _ = open_meter(args.energy, powercap_root=args.powercap_root)
     with meter, limit_threads(args.threads):
-        console.print(f"calibrate: {', '.join(args.workloads)}, {args.seconds} s each, "
-                      f"{args.repeats} repeats, {args.threads} thread(s), {meter.name}")
+        console.print(plain(f"calibrate: {', '.join(args.workloads)}, {args.seconds} s each, "
+                            f"{args.repeats} repeats, {args.threads} thread(s), {meter.name}"))
         model, samples = run_calibration(
             meter, seconds=args.seconds, repeats=args.repeats, workloads=args.workloads,
-            on_sample=lambda s: console.print(f"  {s['workload']}: {s['energy_j']:.2f} J "
-                                              f"in {s['wall_s']:.2f} s"))
+            on_sample=lambda s: console.print(plain(f"  {s['workload']}: {s['energy_j']:.2f} J "
+                                                    f"in {s['wall_s']:.2f} s")))
     table = Table(title="energy model fit (measured vs predicted)")
     for col in ("workload", "wall s", "measured J", "predicted J", "error"):
         table.add_column(col, justify="left" if col == "workload" else "right")
@@ -152,7 +152,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
     coefs: dict[str, Any] = model.coefficients()
     out.print("coefficients: " + ", ".join(f"{k}={v:.4g}" for k, v in coefs.items())
               + f"; R^2 {model.calibration.get('r2', float('nan')):.3f}")
-    model.save(args.output)
-    out.print(f"saved to {args.output}; use it with --energy estimate --energy-model "
-              f"{args.output} (or LSHPROF_ENERGY_MODEL)")
+    try:
+        model.save(args.output)
+    except OSError as exc:
+        raise write_error(args.output, exc, "-o") from None
+    out.print(plain(f"saved to {args.output}; use it with --energy estimate --energy-model "
+                    f"{args.output} (or LSHPROF_ENERGY_MODEL)"))
     return 0

@@ -80,6 +80,7 @@ def _console():
 def cmd_list(args: argparse.Namespace) -> int:
     """``lshprof data list``: a table of every data set."""
     from rich.table import Table
+    from rich.text import Text
 
     from lshprof.data import DATASETS, fetch as _fetch
 
@@ -101,7 +102,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             else:
                 status = "present"
             folder = str(where)
-        table.add_row(name, ds.origin, ds.summary, status, folder)
+        table.add_row(*(Text(str(v)) for v in (name, ds.origin, ds.summary, status, folder)))
     _console().print(table)
     return 0
 
@@ -166,17 +167,18 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     """``lshprof data verify NAME``: hash each file; exit 1 when any is missing or bad."""
     from rich.table import Table
+    from rich.text import Text
 
     from lshprof.data import fetch as _fetch
 
     src = _fetch.get_source(args.name)
     where = _fetch.folder(src, args.root)
     result = _fetch.verify(src, args.root)
-    table = Table(title=f"{src.name} in {where}")
+    table = Table(title=Text(f"{src.name} in {where}"))  # a path is text, not markup
     table.add_column("file", overflow="fold")
     table.add_column("status")
     for name, status in result.items():
-        table.add_row(name, status if status == "ok" else f"[bold red]{status}[/]")
+        table.add_row(Text(name), Text(status, style="" if status == "ok" else "bold red"))
     out = _console()
     out.print(table)
     bad = [n for n, s in result.items() if s != "ok"]

@@ -15,7 +15,7 @@ import argparse
 import sys
 
 
-from lshprof.files import check_json_target, write_results_json
+from lshprof.cli.app import output_target, plain, write_results
 from lshprof.errors import ConfigError
 
 __all__ = ["run_quality"]
@@ -43,7 +43,8 @@ def run_quality(args: argparse.Namespace) -> int:
         bad = [c for c in chosen if c not in valid]
         if bad:
             raise ConfigError(f"unknown {name} {bad[0]!r}; valid: {', '.join(valid)}")
-    check_json_target(args.json)
+    if args.json:
+        output_target(args.json, "--json")
     console = Console(stderr=True)
     data = gaussian_clusters(args.n_train, args.n_queries, n_features=args.n_in, seed=args.seed)
     with limit_threads(args.threads):
@@ -54,8 +55,9 @@ def run_quality(args: argparse.Namespace) -> int:
         W, b = model.layers[0].W, model.layers[0].b
         weights = (f"after {args.train_epochs} dense epoch(s)" if args.train_epochs
                    else "at initialisation")
-        console.print(f"quality: {args.n_in} -> {args.n_out} ReLU layer, weights {weights}, "
-                      f"{args.n_queries} held-out queries, L={args.L}, transform {args.transform}")
+        console.print(plain(f"quality: {args.n_in} -> {args.n_out} ReLU layer, weights "
+                            f"{weights}, {args.n_queries} held-out queries, L={args.L}, "
+                            f"transform {args.transform}"))
         rows = []
         for family in args.families:
             for policy in args.policies:
@@ -68,7 +70,7 @@ def run_quality(args: argparse.Namespace) -> int:
                     layer.W[:] = W
                     layer.b[:] = b
                     layer.forward(data.X_test, train=False)
-                    s = layer.selection_stats().summary()
+                    s = layer.selection_summary(layer.selection_stats())
                     m = layer.macs.counts()
                     rows.append({
                         "family": family, "policy": policy, "fraction": fraction,
@@ -100,5 +102,5 @@ def run_quality(args: argparse.Namespace) -> int:
               "can hold. With shortfall=keep a query may get fewer nodes than the budget "
               "(chosen/query).")
     if args.json:
-        write_results_json(args, rows)
+        write_results(args, rows)
     return 0

@@ -27,9 +27,12 @@ import numpy as np
 
 from lshprof.errors import ConfigError, DataError
 from lshprof.data._generated import Split
+from lshprof.data import check_classes
+from lshprof.data.fetch import is_symlink_loop
 
-__all__ = ["npz", "npz_preflight", "csv", "csv_preflight", "digits", "digits_preflight",
-           "label_table", "stratified_split", "DIGITS_SIZE"]
+__all__ = ["npz", "npz_preflight", "npz_shape", "npz_contents", "csv", "csv_preflight",
+           "csv_shape", "csv_contents", "digits", "digits_preflight", "label_table",
+           "stratified_split", "DIGITS_SIZE"]
 
 #: Images in scikit-learn's digits data set.
 DIGITS_SIZE = 1797
@@ -56,9 +59,33 @@ def _check_path(where: str, key: str, path) -> Path:
         raise ConfigError(f"{where}: {key} must be a path, got {path!r}")
     p = Path(path).expanduser()
     if not p.is_file():
-        what = "is a folder, not a file" if p.is_dir() else "file not found"
+        what = "is a folder, not a file" if p.is_dir() else \
+            "is a symlink loop (the symbolic links on the way to it point at each other), " \
+            "not a file" if is_symlink_loop(p) else "file not found"
         raise DataError(f"{p}: {what}; check the {where} option {key!r}")
     return p
+
+
+#: What :func:`npz_contents` and :func:`csv_contents` read, by file (path, size and
+#: modification time), for the next load of the same unchanged file: a check that reads
+#: the user's files then costs no second reading. Taken out by the load.
+_READ: dict[tuple, Any] = {}
+
+
+def _file_key(kind: str, *paths: Path | None, extra: tuple = ()) -> tuple:
+    parts: list[Any] = [kind, *extra]
+    for p in paths:
+        if p is None:
+            parts.append(None)
+            continue
+        st = p.stat()
+        parts.append((str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino))
+    return tuple(parts)
+
+
+def _remember(key: tuple, value) -> None:
+    _READ.clear()  # one data set at a time: never hold two files' contents
+    _READ[key] = value
 
 
 def label_table(y_train: np.ndarray) -> np.ndarray:
@@ -116,6 +143,13 @@ def stratified_split(y: np.ndarray, n_test: int, rng: np.random.Generator
     train_idx = rng.permutation(np.flatnonzero(~test_mask))
     test_idx = rng.permutation(np.flatnonzero(test_mask))
     return train_idx, test_idx
+
+
+def _check_holdout(y: np.ndarray, where: str) -> None:
+    """Raise unless some sample of ``y`` can be held out for testing (a class with two)."""
+    if np.unique(y, return_counts=True)[1].max() < 2:
+        raise DataError(f"{where}: every class has a single sample, so none can be held out "
+                        f"for testing; give a separate test set")
 
 
 def _fraction_count(n: int, test_fraction: float) -> int:
@@ -241,19 +275,38 @@ def npz_preflight(path: str | os.PathLike | None = None, test_fraction: float = 
     _check_meta(p, meta, _npz_layout(p, meta))
 
 
-def npz(path: str | os.PathLike | None = None, test_fraction: float = 0.2, *,
-        seed: int = 0) -> Split:
-    """Arrays from a ``.npz`` file: ``X_train, y_train, X_test, y_test``, or ``X, y`` (then
-    a seeded stratified split holds out ``test_fraction``; see the module text).
+def _nbytes(meta: tuple[tuple[int, ...], np.dtype] | None) -> int:
+    return 0 if meta is None else math.prod(meta[0]) * meta[1].itemsize
 
-    ``X``: 2-D numbers (float32 in the split), every value finite; ``y``: 1-D integers,
-    whole-number floats or strings, renumbered 0 .. C-1 by the module's label rule.
-    """
-    test_fraction = _check_fraction("npz", test_fraction)
-    p = _check_path("npz", "path", path)
-    meta = _npz_headers(p)
-    layout = _npz_layout(p, meta)
-    _check_meta(p, meta, layout)
+
+def npz_shape(path: str | os.PathLike | None = None, test_fraction: float = 0.2,
+              **_) -> Any:
+    """The :class:`~lshprof.data.DataShape` of a ``.npz`` file, from its array headers
+    (None when the file cannot be read); the classes are not known before loading."""
+    from lshprof.data import DataShape
+
+    try:
+        p = _check_path("npz", "path", path)
+        meta = _npz_headers(p)
+        layout = _npz_layout(p, meta)
+        _check_meta(p, meta, layout)
+    except (ConfigError, DataError, OSError):
+        return None
+    if any(meta.get(k) is None for k in layout):
+        return None
+    raw = sum(_nbytes(meta[k]) for k in layout)
+    if layout == _WHOLE_KEYS:
+        (n, d) = meta["X"][0]
+        n_test = _fraction_count(n, float(test_fraction))
+        # the file's arrays, float32 features and their two halves, int64 class numbers
+        return DataShape(n - n_test, n_test, d, None, raw + 8 * n * d + 16 * n, exact=False)
+    (n_train, d), (n_test, _) = meta["X_train"][0], meta["X_test"][0]
+    return DataShape(n_train, n_test, d, None, raw + 4 * (n_train + n_test) * d
+                     + 16 * (n_train + n_test))
+
+
+def _npz_read(p: Path, layout: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The checked arrays of ``p``: float32 features and int64 class numbers."""
     try:
         with np.load(p, allow_pickle=False) as f:
             arrays = {k: f[k] for k in layout}
@@ -269,9 +322,9 @@ def npz(path: str | os.PathLike | None = None, test_fraction: float = 0.2, *,
         X = _features("X", str(p), arrays["X"])
         y = _labels_kind("y", str(p), arrays["y"])
         ycls = np.searchsorted(label_table(y), y).astype(np.int64)
-        rng = np.random.default_rng(seed)
-        tr, te = stratified_split(ycls, _fraction_count(len(y), test_fraction), rng)
-        return Split(X[tr], ycls[tr], X[te], ycls[te])
+        check_classes(y, f"{p}: y")
+        _check_holdout(ycls, str(p))
+        return {"X": X, "y": ycls}
     X_train = _features("X_train", str(p), arrays["X_train"])
     X_test = _features("X_test", str(p), arrays["X_test"])
     y_train = _labels_kind("y_train", str(p), arrays["y_train"])
@@ -279,8 +332,43 @@ def npz(path: str | os.PathLike | None = None, test_fraction: float = 0.2, *,
     if (y_train.dtype.kind == "U") != (y_test.dtype.kind == "U"):
         raise DataError(f"{p}: y_train and y_test must both hold numbers or both strings, "
                         f"got {arrays['y_train'].dtype} and {arrays['y_test'].dtype}")
+    check_classes(y_train, f"{p}: y_train")
     ytr, yte = _encode(y_train, y_test, f"{p}: y_test")
-    return Split(X_train, ytr, X_test, yte)
+    return {"X_train": X_train, "y_train": ytr, "X_test": X_test, "y_test": yte}
+
+
+def npz_contents(path: str | os.PathLike | None = None, test_fraction: float = 0.2,
+                 **_) -> None:
+    """Check every value of the ``.npz`` file as :func:`npz` would (finite features,
+    usable labels, at least two classes), keeping the arrays for the next :func:`npz` of
+    the same unchanged file."""
+    npz_preflight(path, test_fraction)
+    p = _check_path("npz", "path", path)
+    layout = _npz_layout(p, _npz_headers(p))
+    _remember(_file_key("npz", p), _npz_read(p, layout))
+
+
+def npz(path: str | os.PathLike | None = None, test_fraction: float = 0.2, *,
+        seed: int = 0) -> Split:
+    """Arrays from a ``.npz`` file: ``X_train, y_train, X_test, y_test``, or ``X, y`` (then
+    a seeded stratified split holds out ``test_fraction``; see the module text).
+
+    ``X``: 2-D numbers (float32 in the split), every value finite; ``y``: 1-D integers,
+    whole-number floats or strings, renumbered 0 .. C-1 by the module's label rule; the
+    training labels must hold at least two classes.
+    """
+    test_fraction = _check_fraction("npz", test_fraction)
+    p = _check_path("npz", "path", path)
+    meta = _npz_headers(p)
+    layout = _npz_layout(p, meta)
+    _check_meta(p, meta, layout)
+    arrays = _READ.pop(_file_key("npz", p), None) or _npz_read(p, layout)
+    if layout == _WHOLE_KEYS:
+        X, ycls = arrays["X"], arrays["y"]
+        rng = np.random.default_rng(seed)
+        tr, te = stratified_split(ycls, _fraction_count(len(ycls), test_fraction), rng)
+        return Split(X[tr], ycls[tr], X[te], ycls[te])
+    return Split(arrays["X_train"], arrays["y_train"], arrays["X_test"], arrays["y_test"])
 
 
 # --------------------------------------------------------------------------- CSV
@@ -351,7 +439,9 @@ def _csv_table(path: Path, name: str, features: list[str]) -> tuple[np.ndarray, 
     """Features (float32) and raw labels (str) of one CSV file."""
     import pandas as pd
 
-    df = _read_csv(path, dtype={name: str})
+    # only an empty cell is missing: text such as "nan" or "NA" is named as not a number
+    df = _read_csv(path, dtype={name: str}, keep_default_na=False, na_values=[""],
+                   low_memory=False)
     if len(df) == 0:
         raise DataError(f"{path}: no data rows below the header")
     X = np.empty((len(df), len(features)), dtype=np.float32)
@@ -363,8 +453,9 @@ def _csv_table(path: Path, name: str, features: list[str]) -> tuple[np.ndarray, 
             bad = (num.isna() & s.notna()).to_numpy()
             if bad.any():
                 i = int(np.argmax(bad))
-                raise DataError(f"{path}: data row {i + 1}, column {col!r}: {s.iloc[i]!r} is "
-                                f"not a number; every column but the label must be numeric")
+                raise DataError(f"{path}: data row {i + 1}, column {col!r}: "
+                                f"{str(s.iloc[i])!r} is not a number; every column but the "
+                                f"label must be numeric")
             s = num
         values = s.to_numpy(dtype=np.float64, na_value=np.nan)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -405,6 +496,68 @@ def csv_preflight(train: str | os.PathLike | None = None, test: str | os.PathLik
     _csv_plan(train, test, label)
 
 
+def _count_rows(path: Path) -> int:
+    """Data rows of a CSV file, counted as non-empty lines below the header (a cell that
+    holds a line break makes this an over-count)."""
+    rows, last = 0, b"\n"
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            rows += chunk.count(b"\n") - chunk.count(b"\n\n")
+            last = chunk[-1:]
+    return max(0, rows + (last != b"\n") - 1)
+
+
+def csv_shape(train: str | os.PathLike | None = None, test: str | os.PathLike | None = None,
+              label: str | int = "label", test_fraction: float = 0.2, **_) -> Any:
+    """The :class:`~lshprof.data.DataShape` of CSV files from their headers and line counts
+    (so not ``exact``; None when a file cannot be read); classes are not known before
+    loading."""
+    from lshprof.data import DataShape
+
+    try:
+        train_p, test_p, _, features = _csv_plan(train, test, label)
+        rows = _count_rows(train_p)
+        n_test = _count_rows(test_p) if test_p is not None else \
+            _fraction_count(max(rows, 2), float(test_fraction))
+    except (ConfigError, DataError, OSError, ValueError):
+        return None
+    n_train = rows if test_p is not None else max(0, rows - n_test)
+    d = len(features)
+    # pandas' table (float64 cells and the label as text), the float32 features, a copy
+    # of them when a test share is held out, and the labels
+    per_row = 12 * d + 80 + (4 * d if test_p is None else 0)
+    return DataShape(n_train, n_test, d, None, (n_train + n_test) * per_row, exact=False)
+
+
+def _csv_read(train_p: Path, test_p: Path | None, name: str, features: list[str]
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Checked features and label values of the training file (and the test file)."""
+    X_train, raw_train = _csv_table(train_p, name, features)
+    if test_p is None:
+        (y,) = _label_values(raw_train)
+        if len(y) < 2:
+            raise DataError(f"{train_p}: only one data row; at least 2 are needed to hold "
+                            f"some out for testing")
+        check_classes(y, f"{train_p}: label column {name!r}")
+        _check_holdout(y, str(train_p))
+        return X_train, y, None, None
+    X_test, raw_test = _csv_table(test_p, name, features)
+    y_train, y_test = _label_values(raw_train, raw_test)
+    check_classes(y_train, f"{train_p}: label column {name!r}")
+    return X_train, y_train, X_test, y_test
+
+
+def csv_contents(train: str | os.PathLike | None = None, test: str | os.PathLike | None = None,
+                 label: str | int = "label", test_fraction: float = 0.2, **_) -> None:
+    """Check every cell of the CSV files as :func:`csv` would (numeric, finite features;
+    labels present, of at least two classes), keeping what was read for the next
+    :func:`csv` of the same unchanged files."""
+    _check_fraction("csv", test_fraction)
+    train_p, test_p, name, features = _csv_plan(train, test, label)
+    _remember(_file_key("csv", train_p, test_p, extra=(name,)),
+              _csv_read(train_p, test_p, name, features))
+
+
 def csv(train: str | os.PathLike | None = None, test: str | os.PathLike | None = None,
         label: str | int = "label", test_fraction: float = 0.2, *, seed: int = 0) -> Split:
     """Samples from CSV files with a header row: ``label`` names the label column (a
@@ -414,23 +567,20 @@ def csv(train: str | os.PathLike | None = None, test: str | os.PathLike | None =
 
     Labels are read as text: when every label in both files is a whole number they are
     ordered as numbers, otherwise as strings; either way they become 0 .. C-1 by the
-    module's label rule. Empty or non-numeric feature cells, and empty labels, are errors
-    naming the file, the data row (1 = first row below the header) and the column.
+    module's label rule. Empty or non-numeric feature cells (text such as ``nan`` too),
+    empty labels and training labels of a single class are errors naming the file, the
+    data row (1 = first row below the header) and the column.
     """
     test_fraction = _check_fraction("csv", test_fraction)
     train_p, test_p, name, features = _csv_plan(train, test, label)
-    X_train, raw_train = _csv_table(train_p, name, features)
+    key = _file_key("csv", train_p, test_p, extra=(name,))
+    X_train, y_train, X_test, y_test = _READ.pop(key, None) or \
+        _csv_read(train_p, test_p, name, features)
     if test_p is None:
-        (y,) = _label_values(raw_train)
-        ycls = np.searchsorted(label_table(y), y).astype(np.int64)
-        if len(ycls) < 2:
-            raise DataError(f"{train_p}: only one data row; at least 2 are needed to hold "
-                            f"some out for testing")
+        ycls = np.searchsorted(label_table(y_train), y_train).astype(np.int64)
         rng = np.random.default_rng(seed)
         tr, te = stratified_split(ycls, _fraction_count(len(ycls), test_fraction), rng)
         return Split(X_train[tr], ycls[tr], X_train[te], ycls[te])
-    X_test, raw_test = _csv_table(test_p, name, features)
-    y_train, y_test = _label_values(raw_train, raw_test)
     ytr, yte = _encode(y_train, y_test, f"{test_p}: column {name!r}")
     return Split(X_train, ytr, X_test, yte)
 

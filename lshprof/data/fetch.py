@@ -40,10 +40,12 @@ temporary file is removed on any failure, an interrupt included.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import http.client
 import json
+import math
 import os
 import re
 import shlex
@@ -61,7 +63,8 @@ from lshprof.errors import ConfigError, DataError
 
 __all__ = ["RemoteFile", "Source", "SOURCES", "data_home", "sources", "get_source", "folder",
            "mirrors_for", "fetch", "missing", "verify", "require", "local_file", "sha256_of",
-           "open_data_file", "read_exact"]
+           "open_data_file", "read_exact", "read_body", "check_body_size", "shape_text", "GZIP_ERRORS",
+           "is_symlink_loop", "size_text"]
 
 #: Bytes read per step while downloading or hashing.
 CHUNK = 1 << 20
@@ -339,6 +342,11 @@ def require(name: str | Source, root: str | os.PathLike | None = None, *,
     absent = [f.name for f in wanted if not local_file(where, f.name).is_file()]
     if not absent:
         return where
+    for path in (where, *(where / name for name in absent)):
+        if is_symlink_loop(path):
+            raise DataError(f"{src.name}: {path} is a symlink loop (the symbolic links on the "
+                            "way to it point at each other), not a missing file; make it "
+                            "point at the real one")
     more = f" and {len(absent) - 1} more file{'s' if len(absent) > 2 else ''}" if len(absent) > 1 else ""
     command = f"lshprof data fetch {src.name}"
     if root is not None and str(root) != "":
@@ -500,6 +508,29 @@ def fetch(name: str | Source, *, root: str | os.PathLike | None = None,
 # --------------------------------------------------------------------------- reading
 
 
+def is_symlink_loop(path: str | os.PathLike) -> bool:
+    """True when ``path`` cannot be followed because symbolic links on the way to it form a
+    loop (so it is neither found nor missing: ``Path.exists`` says False for it)."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    except ValueError:  # a NUL byte in the name
+        return False
+    return False
+
+
+def size_text(n: float) -> str:
+    """Bytes in decimal units, for messages: ``47 MB``, ``1.7 TB``, ``512 bytes``."""
+    if n < 1000:
+        return f"{int(n)} bytes"
+    for unit in ("kB", "MB", "GB", "TB", "PB", "EB"):
+        n /= 1000
+        if round(n) < 1000 or unit == "EB":
+            return f"{n:.1f} {unit}" if round(n, 1) < 10 else f"{n:.0f} {unit}"
+    raise AssertionError("unreachable")
+
+
 def open_data_file(path: str | os.PathLike) -> BinaryIO:
     """Open a data file for reading, decompressing it when it is gzip (recognised by its
     first two bytes, not its name). Raises :class:`DataError` when it cannot be opened."""
@@ -510,6 +541,9 @@ def open_data_file(path: str | os.PathLike) -> BinaryIO:
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, not a file") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DataError(f"{path}: a symlink loop (the symbolic links on the way to it "
+                            "point at each other); make it point at the real file") from None
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if fh.read(2) == b"\x1f\x8b":
         fh.seek(0)
@@ -540,18 +574,60 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in shape) or "scalar"
 
 
+#: Deflate expands a byte to at most about 1,032 (its longest match per shortest code).
+_DEFLATE_RATIO = 1032
+
+
+def _room(fh) -> tuple[int | None, bool]:
+    """The most bytes ``fh`` can still deliver, from the file's size, and whether that is
+    exact (a plain file) or a bound (gzip: its compressed size times deflate's largest
+    expansion). ``(None, False)`` when the size is not known (not a file)."""
+    raw = getattr(fh, "fileobj", None) if isinstance(fh, gzip.GzipFile) else fh
+    try:
+        size = os.fstat(raw.fileno()).st_size
+        pos = raw.tell()
+    except (AttributeError, OSError, ValueError):
+        return None, False
+    if raw is fh:
+        return max(0, size - pos), True
+    return size * _DEFLATE_RATIO, False
+
+
+def check_body_size(fh: BinaryIO, path, shape: tuple[int, ...], dtype, kind: str) -> int:
+    """The number of elements a header's ``shape`` announces, after checking, from the
+    file's size alone, that the rest of ``fh`` can hold them (so a corrupt header never
+    makes a reader allocate terabytes). Raises :class:`DataError` naming ``path``."""
+    if any(d < 0 for d in shape):
+        raise DataError(f"{path}: corrupt {kind} header: negative dimension in "
+                        f"{shape_text(shape)}")
+    count = math.prod(shape)  # Python integers: no overflow
+    expected = count * dtype.itemsize
+    room, exact = _room(fh)
+    if room is not None and expected > room:
+        says = f"header says {shape_text(shape)} ({expected} bytes = {size_text(expected)})"
+        fix = f"the file is truncated or not {kind}; delete it and fetch it again"
+        if exact:
+            raise DataError(f"{path}: truncated: {says}, file has {room} "
+                            f"({size_text(room)}): {fix}")
+        raise DataError(f"{path}: truncated: {says}, more than its gzip data can unpack "
+                        f"to (at most {size_text(room)}): {fix}")
+    return count
+
+
 def read_body(fh: BinaryIO, path, shape: tuple[int, ...], dtype, kind: str):
     """The array of ``shape`` and ``dtype`` that follows a file header in ``fh``, in native
     byte order. Raises :class:`DataError` naming ``path`` for a negative dimension, a
     truncated body, or bytes beyond the body. ``kind`` names the format (``IDX``)."""
     import numpy as np
 
-    if any(d < 0 for d in shape):
-        raise DataError(f"{path}: corrupt {kind} header: negative dimension in "
-                        f"{shape_text(shape)}")
-    count = int(np.prod(shape, dtype=np.int64))
+    count = check_body_size(fh, path, shape, dtype, kind)
     expected = count * dtype.itemsize
-    data = np.empty(count, dtype=dtype)
+    try:
+        data = np.empty(count, dtype=dtype)
+    except (MemoryError, ValueError):
+        raise DataError(f"{path}: its {kind} header claims {shape_text(shape)} values "
+                        f"({size_text(expected)}), more than this machine can hold in "
+                        "memory; is it the right file?") from None
     got = read_exact(fh, memoryview(data.view(np.uint8)))
     if got < expected:
         raise DataError(f"{path}: truncated: header says {shape_text(shape)} "

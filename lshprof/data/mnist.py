@@ -17,7 +17,8 @@ from lshprof.errors import ConfigError, DataError
 from lshprof.data import fetch as _fetch
 from lshprof.data._generated import Split, _check_sizes
 
-__all__ = ["read_idx", "read_mnist", "mnist", "preflight", "N_TRAIN", "N_TEST", "FILES"]
+__all__ = ["read_idx", "idx_shape", "check_headers", "read_mnist", "mnist", "preflight",
+           "N_TRAIN", "N_TEST", "FILES"]
 
 #: Images in the standard training and test files.
 N_TRAIN, N_TEST = 60000, 10000
@@ -30,34 +31,51 @@ _IDX_TYPES = {0x08: np.dtype(">u1"), 0x09: np.dtype(">i1"), 0x0B: np.dtype(">i2"
               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 
 
+def _read_header(fh, path) -> tuple[tuple[int, ...], np.dtype]:
+    head = fh.read(4)
+    if len(head) < 4:
+        raise DataError(f"{path}: too short for an IDX header ({len(head)} bytes)")
+    if head[0] != 0 or head[1] != 0:
+        raise DataError(f"{path}: not an IDX file (starts with bytes {head.hex(' ')})")
+    dtype = _IDX_TYPES.get(head[2])
+    if dtype is None:
+        raise DataError(f"{path}: unknown IDX element type 0x{head[2]:02X}")
+    ndim = head[3]
+    if ndim == 0:
+        raise DataError(f"{path}: IDX header gives no dimensions")
+    raw_dims = fh.read(4 * ndim)
+    if len(raw_dims) < 4 * ndim:
+        raise DataError(f"{path}: truncated: header announces {ndim} dimensions, "
+                        f"file ends after {len(raw_dims) // 4}")
+    return tuple(int(d) for d in np.frombuffer(raw_dims, dtype=">i4")), dtype
+
+
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """The array stored in IDX file ``path`` (plain or gzip), in native byte order.
 
     Raises :class:`DataError` naming the file when it is missing, not IDX, truncated,
-    or longer than its header says.
+    or longer than its header says; a header that announces more than the file can hold
+    is refused before anything is allocated.
     """
     with _fetch.open_data_file(path) as fh:
         try:
-            head = fh.read(4)
-            if len(head) < 4:
-                raise DataError(f"{path}: too short for an IDX header ({len(head)} bytes)")
-            if head[0] != 0 or head[1] != 0:
-                raise DataError(f"{path}: not an IDX file (starts with bytes {head.hex(' ')})")
-            dtype = _IDX_TYPES.get(head[2])
-            if dtype is None:
-                raise DataError(f"{path}: unknown IDX element type 0x{head[2]:02X}")
-            ndim = head[3]
-            if ndim == 0:
-                raise DataError(f"{path}: IDX header gives no dimensions")
-            raw_dims = fh.read(4 * ndim)
-            if len(raw_dims) < 4 * ndim:
-                raise DataError(f"{path}: truncated: header announces {ndim} dimensions, "
-                                f"file ends after {len(raw_dims) // 4}")
-            shape = tuple(int(d) for d in np.frombuffer(raw_dims, dtype=">i4"))
+            shape, dtype = _read_header(fh, path)
             data = _fetch.read_body(fh, path, shape, dtype, "IDX")
         except _fetch.GZIP_ERRORS as exc:
             raise DataError(f"{path}: corrupt gzip data: {exc}") from None
     return data
+
+
+def idx_shape(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and element type IDX file ``path`` announces, read from its header only
+    (and checked against the file's size, as :func:`read_idx` does before reading)."""
+    with _fetch.open_data_file(path) as fh:
+        try:
+            shape, dtype = _read_header(fh, path)
+            _fetch.check_body_size(fh, path, shape, dtype, "IDX")
+        except _fetch.GZIP_ERRORS as exc:
+            raise DataError(f"{path}: corrupt gzip data: {exc}") from None
+    return shape, dtype
 
 
 def _read_pair(where: Path, images_file: str, labels_file: str) -> tuple[np.ndarray, np.ndarray]:
@@ -121,8 +139,29 @@ def mnist(n_train: int = N_TRAIN, n_test: int = N_TEST,
                  _scaled(x_test, n_test), y_test[:n_test])
 
 
+def check_headers(where: Path, n_train: int, n_test: int) -> None:
+    """Read the four files' headers (not their data) and raise :class:`DataError` when one
+    is not IDX, announces more than the file holds, or holds fewer images than asked."""
+    for role, n, what in (("train", n_train, "n_train"), ("test", n_test, "n_test")):
+        images_path = _fetch.local_file(where, FILES[f"{role}_images"])
+        labels_path = _fetch.local_file(where, FILES[f"{role}_labels"])
+        (images, _), (labels, _) = idx_shape(images_path), idx_shape(labels_path)
+        if len(images) != 3:
+            raise DataError(f"{images_path}: expected images N x rows x columns, got "
+                            f"{_fetch.shape_text(images)}")
+        if len(labels) != 1:
+            raise DataError(f"{labels_path}: expected labels of one dimension, got "
+                            f"{_fetch.shape_text(labels)}")
+        if images[0] != labels[0]:
+            raise DataError(f"{where}: {images_path.name} holds {images[0]} images but "
+                            f"{labels_path.name} holds {labels[0]} labels")
+        if n > images[0]:
+            raise ConfigError(f"mnist: {what} is {n:,} but the files hold {images[0]:,} images")
+
+
 def preflight(n_train: int = N_TRAIN, n_test: int = N_TEST,
               root: str | os.PathLike | None = None, **_) -> None:
-    """Raise before any work when the sizes are out of range or a file is missing."""
+    """Raise before any work when the sizes are out of range, a file is missing, or a
+    file's header is damaged (only the headers are read)."""
     _check(n_train, n_test)
-    _fetch.require("mnist", root)
+    check_headers(_fetch.require("mnist", root), n_train, n_test)

@@ -259,8 +259,10 @@ def mnist8m(n_train: int = 600000, n_test: int = N_TEST, alpha: float = 34.0,
 def preflight(n_train: int = 600000, n_test: int = N_TEST, alpha: float = 34.0,
               sigma: float = 4.0, max_shift: int = 2, root: str | os.PathLike | None = None,
               **_) -> None:
-    """Raise before any work when a size is out of range or an MNIST file is missing."""
+    """Raise before any work when a size is out of range, an MNIST file is missing or a
+    file's header is damaged (only the headers are read)."""
     _check(n_train, n_test)
     from lshprof.data import fetch as _fetch
+    from lshprof.data.mnist import check_headers
 
-    _fetch.require("mnist", root)
+    check_headers(_fetch.require("mnist", root), 1, n_test)

@@ -23,7 +23,7 @@ from lshprof.errors import ConfigError, DataError
 from lshprof.data import fetch as _fetch
 from lshprof.data._generated import Split, _check_sizes
 
-__all__ = ["read_norb_file", "read_norb_small", "norb_small", "pool", "preflight", "N_PAIRS",
+__all__ = ["read_norb_file", "norb_shape", "read_norb_small", "norb_small", "pool", "preflight", "N_PAIRS",
            "IMAGE_SIDE", "FILES"]
 
 #: Stereo pairs in each of the training and test files.
@@ -50,26 +50,42 @@ def read_norb_file(path: str | os.PathLike) -> np.ndarray:
     """
     with _fetch.open_data_file(path) as fh:
         try:
-            head = fh.read(8)
-            if len(head) < 8:
-                raise DataError(f"{path}: too short for a NORB matrix header ({len(head)} bytes)")
-            magic, ndim = (int(v) for v in np.frombuffer(head, dtype="<i4"))
-            dtype = _MAGIC.get(magic & 0xFFFFFFFF)
-            if dtype is None:
-                raise DataError(f"{path}: not a NORB matrix file (magic number "
-                                f"0x{magic & 0xFFFFFFFF:08X})")
-            if not 1 <= ndim <= _MAX_NDIM:
-                raise DataError(f"{path}: corrupt NORB header: {ndim} dimensions")
-            n_dims = max(3, ndim)
-            raw_dims = fh.read(4 * n_dims)
-            if len(raw_dims) < 4 * n_dims:
-                raise DataError(f"{path}: truncated: header announces {ndim} dimensions, "
-                                f"file ends after {len(raw_dims) // 4}")
-            shape = tuple(int(d) for d in np.frombuffer(raw_dims, dtype="<i4")[:ndim])
+            shape, dtype = _read_header(fh, path)
             data = _fetch.read_body(fh, path, shape, dtype, "NORB")
         except _fetch.GZIP_ERRORS as exc:
             raise DataError(f"{path}: corrupt gzip data: {exc}") from None
     return data
+
+
+def _read_header(fh, path) -> tuple[tuple[int, ...], np.dtype]:
+    head = fh.read(8)
+    if len(head) < 8:
+        raise DataError(f"{path}: too short for a NORB matrix header ({len(head)} bytes)")
+    magic, ndim = (int(v) for v in np.frombuffer(head, dtype="<i4"))
+    dtype = _MAGIC.get(magic & 0xFFFFFFFF)
+    if dtype is None:
+        raise DataError(f"{path}: not a NORB matrix file (magic number "
+                        f"0x{magic & 0xFFFFFFFF:08X})")
+    if not 1 <= ndim <= _MAX_NDIM:
+        raise DataError(f"{path}: corrupt NORB header: {ndim} dimensions")
+    n_dims = max(3, ndim)
+    raw_dims = fh.read(4 * n_dims)
+    if len(raw_dims) < 4 * n_dims:
+        raise DataError(f"{path}: truncated: header announces {ndim} dimensions, "
+                        f"file ends after {len(raw_dims) // 4}")
+    return tuple(int(d) for d in np.frombuffer(raw_dims, dtype="<i4")[:ndim]), dtype
+
+
+def norb_shape(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and element type NORB matrix file ``path`` announces, from its header only
+    (checked against the file's size, as :func:`read_norb_file` does before reading)."""
+    with _fetch.open_data_file(path) as fh:
+        try:
+            shape, dtype = _read_header(fh, path)
+            _fetch.check_body_size(fh, path, shape, dtype, "NORB")
+        except _fetch.GZIP_ERRORS as exc:
+            raise DataError(f"{path}: corrupt gzip data: {exc}") from None
+    return shape, dtype
 
 
 def _read_part(where: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
@@ -152,6 +168,19 @@ def norb_small(n_train: int = 20000, n_test: int = N_PAIRS, side: int = 32,
 
 def preflight(n_train: int = 20000, n_test: int = N_PAIRS, side: int = 32,
               root: str | os.PathLike | None = None, **_) -> None:
-    """Raise before any work when an option is out of range or a needed file is missing."""
+    """Raise before any work when an option is out of range, a needed file is missing, or a
+    file's header is damaged or announces fewer pairs than asked (only headers are read)."""
     _check(n_train, n_test, side)
-    _require(root)
+    where = _require(root)
+    for part, n in (("train", n_train), ("test", n_test)):
+        dat_path, cat_path = (_fetch.local_file(where, f) for f in FILES[part])
+        (dat, _), (cat, _) = norb_shape(dat_path), norb_shape(cat_path)
+        if dat[1:] != (2, IMAGE_SIDE, IMAGE_SIDE):
+            raise DataError(f"{dat_path}: expected stereo pairs N x 2 x 96 x 96, got "
+                            f"{_fetch.shape_text(dat)}")
+        if len(cat) != 1 or cat[0] != dat[0]:
+            raise DataError(f"{where}: {dat_path.name} holds {dat[0]} pairs but "
+                            f"{cat_path.name} holds {_fetch.shape_text(cat)} categories")
+        if n > dat[0]:
+            raise ConfigError(f"norb_small: n_{part} is {n:,} but the files hold "
+                              f"{dat[0]:,} pairs")

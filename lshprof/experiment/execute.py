@@ -4,9 +4,12 @@
 :class:`CellResult`; it prints nothing, so it can run in a worker process or on another
 machine. In order, it
 
-1. warms the method's kernels up on a tiny batch, so numba compilation (or its cache
-   loading) is timed apart (``warmup_s``, ``warmup_jit_s``) and never lands in a
-   measured phase;
+1. warms up every kernel the cell's training and evaluation may call
+   (:func:`lshprof.nn.warmup.warm_up`: both kernel forms, a re-hash, a partial batch),
+   on copies of the model, so numba compilation (or its cache loading) is timed apart
+   (``warmup_s``, ``warmup_jit_s``) and never lands in a measured epoch; an epoch that
+   compiles anyway is flagged and its compilation left out of every time figure
+   (:mod:`lshprof.analysis.flags`);
 2. times a fixed BLAS product, the machine's yardstick at the cell's thread count
    (``reference_blas_s``, and in CPU time ``reference_blas_cpu_s``;
    :func:`lshprof.measure.timing.blas_reference_s`), so that the dense cell's time can
@@ -95,7 +98,9 @@ def _reading_columns(prefix: str, r: EnergyReading | None, idle_w: float | None)
     if r is None:
         return {}
     out = {f"{prefix}energy_j": r.energy_j}
-    if not prefix:
+    if prefix:
+        out[f"{prefix}energy_note"] = r.note or None
+    else:
         out.update(energy_source=r.source, energy_backend=r.backend, energy_note=r.note or None)
         for d, j in sorted(r.domains.items()):
             out[f"energy_{d}_j"] = j
@@ -123,6 +128,9 @@ def epoch_row(stats, cell: dict[str, Any], *, clock_cost_ns: float | None = None
             for p in TIME_PHASES:
                 row[f"{prefix}wall_{p}_s"] = phase_s[p]
             row[f"{prefix}jit_s"] = jit_s
+        elif prefix == "" and stats.mode == "hogwild":
+            # no phase split, but compilation in any worker is measured: it must be seen
+            row["jit_s"] = jit_s
         row[f"{prefix}wall_elapsed_s"] = elapsed_s
     # process CPU time of the training pass (all threads), and of its quality measurement
     row["cpu_elapsed_s"] = stats.train_cpu_s
@@ -151,8 +159,8 @@ def epoch_row(stats, cell: dict[str, Any], *, clock_cost_ns: float | None = None
     # system
     if stats.train_usage:
         u = stats.train_usage
-        for k in ("process_cpu_util", "system_cpu_util_percent", "rss_bytes", "peak_rss_bytes",
-                  "cpu_freq_mhz"):
+        for k in ("process_cpu_util", "system_cpu_util_percent", "other_cpu_cores",
+                  "machine_cores", "load_avg_1m", "rss_bytes", "peak_rss_bytes", "cpu_freq_mhz"):
             row[k] = u.get(k)
     # layers
     row["layer_active_fraction"] = list(stats.layer_active_fraction)
@@ -198,6 +206,16 @@ def _cell_data(cell: Cell):
         _DATA.clear()
         _DATA[key] = cell.data.load()
     return _DATA[key]
+
+
+def _chance_accuracy(y) -> float:
+    """The accuracy of always answering the most common label of ``y``."""
+    import numpy as np
+
+    y = np.asarray(y)
+    if y.size == 0:
+        return math.nan
+    return float(np.bincount(y.astype(np.int64, copy=False)).max() / y.size)
 
 
 def run_cell(cell: Cell, *, data=None, meter=None, clock_cost_ns: float | None = None,
@@ -246,13 +264,13 @@ def run_cell(cell: Cell, *, data=None, meter=None, clock_cost_ns: float | None =
                    mode=cell.mode)
         work = MacCounts()
         warm_s = warm_jit_s = 0.0
-        if cell.measure.warmup:
-            tiny = slice(0, min(8, data.X_train.shape[0]))
-            (w,) = train(build(), data.X_train[tiny], data.y_train[tiny], epochs=1,
-                         X_eval=data.X_test[tiny], y_eval=data.y_test[tiny], **fit)
-            warm_s = w.train_wall_s + w.eval_wall_s
-            warm_jit_s = w.train_jit_s + w.eval_jit_s
-            work = work + w.train_macs + w.eval_macs
+        if cell.measure.warmup:  # every kernel the cell's training and evaluation may call
+            from lshprof.nn.warmup import warm_up
+
+            w = warm_up(build(), data.X_train, data.y_train, X_eval=data.X_test,
+                        y_eval=data.y_test, **fit)
+            warm_s, warm_jit_s = w.wall_s, w.jit_s
+            work = work + w.macs
         with limit_threads(cell.threads):  # the machine's yardstick, just before this cell trains
             reference_s, reference_cpu_s = blas_reference_s()
         model = build()
@@ -262,7 +280,10 @@ def run_cell(cell: Cell, *, data=None, meter=None, clock_cost_ns: float | None =
             "hidden": json.dumps(hidden), "output_method": layers["output_method"],
             "batch_size": tr.batch_size, "optimizer": tr.optimizer, "threads": cell.threads,
             "mode": cell.mode, "n_train": int(data.X_train.shape[0]),
-            "n_eval": int(data.X_test.shape[0]), "warmup_s": warm_s, "warmup_jit_s": warm_jit_s,
+            "n_eval": int(data.X_test.shape[0]),
+            # the test set's majority-class share: an accuracy at this level learned nothing
+            "chance_accuracy": _chance_accuracy(data.y_test),
+            "warmup_s": warm_s, "warmup_jit_s": warm_jit_s,
             "reference_blas_s": reference_s, "reference_blas_cpu_s": reference_cpu_s,
             "cell": cell.id,
         }

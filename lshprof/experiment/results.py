@@ -7,7 +7,8 @@ Results format version 2 (the one this lshprof writes). A run folder holds
     ``complete``, ``interrupted`` or ``failed``) and ``complete``; ``started_at``,
     ``ended_at`` and, for a resumed run, ``resumed_at``; what the runner gives it (the
     scenario, the ``plan`` of cell ids, lshprof and library versions, the machine and
-    thread settings, the energy backend and its source, run-level totals); ``cells``
+    thread settings, the energy backend and its source, the ``measurement`` settings and
+    the ``data_digest`` that a resume must match, run-level totals); ``cells``
     and ``rows``, the number of finished cells and of their rows. One process writes it:
     the one running the sweep.
 ``cells/``
@@ -36,7 +37,31 @@ What a reader can count on:
   run's writing is linear in its size;
 - ``run.json`` is updated after the cell file, so its ``cells`` count never exceeds the
   files; a run stopped by Ctrl-C, a crash or ``kill -9`` keeps every finished cell, and
-  its ``run.json`` says it is not complete.
+  its ``run.json`` says it is not complete;
+- a folder has one writer at a time: :class:`RunWriter` holds an OS lock on ``.lock`` in
+  the folder (``flock``, through the ``filelock`` library) from before its first write
+  until it finishes, and records its pid, start time and command in
+  ``.lock-holder.json`` (removed when it finishes), so that a second writer is refused
+  with a line naming the live one (:func:`lock_holder`). A writer killed with ``kill -9``
+  leaves ``.lock`` behind, but the OS no longer holds it: the next writer takes it. The
+  lock files are hidden; readers ignore them, and read a folder that is being written
+  (they see its finished cells);
+- an OS error while writing (a full disk, a read-only file system) is a
+  :class:`~lshprof.errors.ResultsError` of one line naming the file and the fix; the
+  files written before it stay whole.
+
+What a reader refuses, rather than guess (each a one-line
+:class:`~lshprof.errors.ResultsError` naming the file and the key or column):
+
+- a ``run.json`` that is not UTF-8 JSON, or whose keys have the wrong type (``"rows":
+  NaN``, ``"scenario": "oops"``);
+- text where a number belongs: a cell's value, or a version-1 table's cell, in a numeric
+  column (see :func:`numeric_column`: MAC counts, times, energies, accuracies, the epoch,
+  seed and thread count). A missing value (``null``, an empty CSV cell, ``NaN``) stays
+  NaN, an infinity stays infinite: the loader never turns one into a number;
+- the same epoch of the same cell twice (a copied cell file, a row repeated in a cell
+  file or a version-1 table), even when the two are identical: a table that holds a row
+  twice was damaged, and which copy is right cannot be told.
 
 :func:`load_results` reads one run or many into a pandas DataFrame. Without lshprof::
 
@@ -62,16 +87,21 @@ import json
 import math
 import os
 import re
+import shlex
+import socket
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
 from lshprof.errors import ResultsError
-from lshprof.files import fsync_folder, json_default, write_text_atomic
+from lshprof.files import fsync_folder, json_default, write_error_message, write_text_atomic
 
 __all__ = ["stored_cells", "FORMAT", "FORMAT_VERSION", "FORMAT_VERSIONS", "CELL_FORMAT", "RUN_FILE", "CELLS_DIR",
-           "TABLE_FILE", "RunWriter", "cell_filename", "machine_id", "load_results",
-           "run_folder", "read_run", "utc_now"]
+           "TABLE_FILE", "LOCK_FILE", "HOLDER_FILE", "LOCK_FILES", "RunWriter", "cell_filename",
+           "machine_id", "load_results", "lock_holder", "check_not_busy", "holds_only_leftovers",
+           "numeric_column", "run_folder", "read_run", "utc_now", "RUN_KEYS", "SCENARIO_KEYS",
+           "NUMERIC_NAMES", "NUMERIC_PREFIXES", "NUMERIC_SUFFIXES"]
 
 FORMAT = "lshprof-run"
 CELL_FORMAT = "lshprof-cell"
@@ -90,6 +120,11 @@ TABLE_FILE = "measurements.csv"
 STATUSES = ("running", "complete", "interrupted", "failed")
 #: The machine record's fields that identify a machine (not its frequency or software).
 MACHINE_IDENTITY = ("machine_key", "cpu_model", "cpu_logical", "cpu_physical", "memory_total_bytes")
+#: The one-writer lock of a run folder (held with flock while a writer lives) and the
+#: record of who holds it; both hidden, both ignored by readers.
+LOCK_FILE = ".lock"
+HOLDER_FILE = ".lock-holder.json"
+LOCK_FILES = (LOCK_FILE, HOLDER_FILE)
 
 
 def utc_now() -> str:
@@ -166,6 +201,120 @@ def cell_filename(cell_id: str) -> str:
     return f"{slug or 'cell'}-{digest}.json"
 
 
+def _lock_of(path: Path):
+    """A :class:`filelock.FileLock` on ``path`` that is tried once (never waited for), and
+    that any thread of this process may release."""
+    import filelock
+
+    return filelock.FileLock(str(path), timeout=0, thread_local=False)
+
+
+def _command_line() -> str:
+    """This process's command line as its user typed it (``lshprof run ...``)."""
+    argv = list(sys.argv)
+    if argv and (Path(argv[0]).name in ("lshprof", "__main__.py")):
+        argv = ["lshprof", *argv[1:]]
+    elif not argv or argv[0] in ("", "-c", "-m"):
+        argv = [Path(sys.executable).name, *argv]
+    return shlex.join(argv)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def _holder_text(folder: Path, wait_s: float = 1.0) -> str:
+    """Who holds ``folder``'s lock, in words, from its holder record (when the process it
+    names lives, or lives on another host). A writer records itself just after it takes
+    the lock: a record that is missing, or names a process that has ended (the record of
+    a killed writer), is read again for up to ``wait_s`` seconds."""
+    import time
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        text = _holder_record(folder)
+        if not text.startswith("a process") or time.monotonic() >= deadline:
+            return text
+        time.sleep(0.02)
+
+
+def _holder_record(folder: Path) -> str:
+    try:
+        d = json.loads((folder / HOLDER_FILE).read_bytes().decode("utf-8"))
+        pid = d["pid"]
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+            raise ValueError
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that has not recorded its pid"
+    host = d.get("host")
+    here = host in (None, socket.gethostname())
+    if here and not _pid_alive(pid):
+        return f"a process that has not recorded its pid; pid {pid} recorded before has ended"
+    text = f"pid {pid}" + ("" if here else f" on {host}")
+    if isinstance(d.get("started_at"), str):
+        text += f", started {d['started_at']}"
+    if isinstance(d.get("command"), str):
+        text += f": {d['command']}"
+    return text
+
+
+def lock_holder(path: str | os.PathLike, *, wait_s: float = 1.0) -> str | None:
+    """The live writer of run folder ``path``, in words (``pid 1234, started
+    2025-01-01T12:00:00+00:00: lshprof run ci -o runs/x``), or None when no process
+    holds its lock. Writes nothing (a folder without ``.lock`` has no writer); a lock
+    that cannot be tried (a folder this user may not write) answers None, and the writer
+    that opens the folder finds out. ``wait_s``: how long to wait for the record of a
+    writer that has just taken the lock."""
+    import filelock
+
+    folder = run_folder(Path(path))
+    if not (folder / LOCK_FILE).is_file():
+        return None
+    lock = _lock_of(folder / LOCK_FILE)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        return _holder_text(folder, wait_s)
+    except OSError:
+        return None
+    lock.release()
+    return None
+
+
+def holds_only_leftovers(path: str | os.PathLike) -> bool:
+    """Whether folder ``path`` holds nothing but what a writer killed before its first
+    ``run.json`` leaves: the lock files, its temporary files, an empty ``cells/``. Such a
+    folder is as good as empty: a new run may be written into it."""
+    folder = Path(path)
+    for p in folder.iterdir():
+        if p.name in LOCK_FILES or (_is_temp(p.name) and p.is_file()):
+            continue
+        if p.name == CELLS_DIR and p.is_dir() and all(_is_temp(q.name) for q in p.iterdir()):
+            continue
+        return False
+    return True
+
+
+def _busy(folder: Path, holder: str) -> ResultsError:
+    return ResultsError(f"{folder} is being written by another lshprof run ({holder}); "
+                        "nothing was written: wait for it to end, or choose another folder "
+                        "with -o")
+
+
+def check_not_busy(path: str | os.PathLike) -> None:
+    """Raise :class:`~lshprof.errors.ResultsError` (one line naming the live process) when
+    another process writes run folder ``path`` (see :func:`lock_holder`)."""
+    holder = lock_holder(path)
+    if holder:
+        raise _busy(run_folder(Path(path)), holder)
+
+
 class RunWriter:
     """Writes one run folder of results format 2. Use as a context manager: leaving the
     block marks the run ``complete``; Ctrl-C marks it ``interrupted`` and an exception
@@ -174,6 +323,13 @@ class RunWriter:
     ``meta`` goes into ``run.json`` as is (scenario, plan, versions, machine, energy,
     ...). A folder that already holds a run is refused unless ``resume=True``, which
     keeps its cells and adds new ones after them; a version-1 folder cannot be resumed.
+
+    The writer holds the folder's lock (``.lock``) from before its first write until
+    :meth:`finish` (or :meth:`close`): a folder that another live process writes is
+    refused with a :class:`~lshprof.errors.ResultsError` naming it, before anything is
+    written. A writer that cannot open the folder (a file in the way, a full disk)
+    removes the folders it created. OS errors while writing are
+    :class:`~lshprof.errors.ResultsError` lines naming the file.
     """
 
     def __init__(self, folder: str | os.PathLike, meta: dict[str, Any], *, resume: bool = False):
@@ -182,31 +338,58 @@ class RunWriter:
         self.cells_path = self.folder / CELLS_DIR
         self._cells: dict[str, int] = {}
         self._next_seq = 0
+        self._lock = None
+        self._pid = os.getpid()
+        # refusals that need no lock come first, and write nothing
+        if self.folder.is_dir():
+            check_not_busy(self.folder)
+        self._refuse(resume)
+        if self.run_path.exists():
+            self._check_resumable(read_run(self.folder))
+        created = self._make_folder()
+        try:
+            self._take_lock()
+            self._refuse(resume)   # again, now that no other writer can change the folder
+            self._open(meta)
+        except BaseException:
+            # with the lock held no other writer is in the folders this one made: they go,
+            # with the lock files; without it (another writer's), only empty ones
+            self._remove(created, files=self._lock is not None)
+            self._release()
+            raise
+
+    def _refuse(self, resume: bool) -> None:
         if self.run_path.exists():
             if not resume:
                 raise ResultsError(f"{self.folder} already holds a run; choose another output "
                                    "folder, delete this one, or resume it")
+        elif self.cells_path.is_dir() and any(p.suffix == ".json" and not p.name.startswith(".")
+                                              for p in self.cells_path.iterdir()):
+            raise ResultsError(f"{self.folder} holds cell files but no {RUN_FILE}; choose "
+                               "another output folder or delete this one")
+
+    def _check_resumable(self, old: dict[str, Any]) -> None:
+        if old["version"] != FORMAT_VERSION:
+            raise ResultsError(
+                f"{self.folder} holds a version-{old['version']} run ({TABLE_FILE}), which "
+                f"this lshprof reads but cannot resume (it writes version {FORMAT_VERSION}); "
+                "run the scenario again into a new folder")
+
+    def _open(self, meta: dict[str, Any]) -> None:
+        for f in (self.folder, self.cells_path):   # left by a killed writer
+            for p in (f.iterdir() if f.is_dir() else ()):
+                if _is_temp(p.name) and p.is_file():
+                    p.unlink(missing_ok=True)
+        if self.run_path.exists():
             old = read_run(self.folder)
-            if old["version"] != FORMAT_VERSION:
-                raise ResultsError(
-                    f"{self.folder} holds a version-{old['version']} run ({TABLE_FILE}), which "
-                    f"this lshprof reads but cannot resume (it writes version {FORMAT_VERSION}); "
-                    "run the scenario again into a new folder")
+            self._check_resumable(old)
             for _, doc in _scan_cells(self.folder):
                 self._cells[doc["cell"]] = len(doc["rows"])
                 self._next_seq = max(self._next_seq, doc["seq"] + 1)
-            for f in (self.folder, self.cells_path):   # left by a killed writer
-                for p in (f.iterdir() if f.is_dir() else ()):
-                    if _is_temp(p.name) and p.is_file():
-                        p.unlink(missing_ok=True)
             old.pop("error", None)
             base = {**old, **meta, "started_at": old.get("started_at"),
-                    "resumed_at": [*old.get("resumed_at", []), utc_now()]}
+                    "resumed_at": [*(old.get("resumed_at") or []), utc_now()]}
         else:
-            if self.cells_path.is_dir() and any(p.suffix == ".json" and not p.name.startswith(".")
-                                                for p in self.cells_path.iterdir()):
-                raise ResultsError(f"{self.folder} holds cell files but no {RUN_FILE}; choose "
-                                   "another output folder or delete this one")
             base = {**meta, "started_at": utc_now()}
         try:
             self.cells_path.mkdir(parents=True, exist_ok=True)
@@ -218,10 +401,111 @@ class RunWriter:
         self.meta.update(status="running", complete=False, ended_at=None,
                          cells=len(self._cells), rows=sum(self._cells.values()))
         self._write_meta()
-        fsync_folder(self.folder)
+        self._fsync(self.folder)
+
+    # -- the folder, its lock, and writing --------------------------------------------------------
+    def _make_folder(self) -> list[Path]:
+        """Create the run folder and its missing parents, each with an exclusive mkdir (one
+        that another process made is not this writer's); return those it created, the
+        deepest first."""
+        missing, p = [], self.folder
+        while not os.path.lexists(p) and p != p.parent:
+            missing.append(p)
+            p = p.parent
+        created: list[Path] = []
+        try:
+            for d in reversed(missing):
+                try:
+                    d.mkdir()
+                    created.insert(0, d)
+                except FileExistsError:
+                    pass
+            if not self.folder.is_dir():
+                raise NotADirectoryError(20, os.strerror(20))
+        except OSError as exc:
+            self._remove(created, files=False)
+            raise ResultsError(f"cannot create results folder {self.folder}: "
+                               f"{exc.strerror}; choose another with -o") from None
+        return created
+
+    def _remove(self, created: list[Path], *, files: bool = True) -> None:
+        """Remove the folders this writer created (when it failed to open); with ``files``
+        (it holds the lock), the lock files and empty cells folder it put in the run
+        folder too. Anything else in them stays."""
+        for d in created:
+            if d == self.folder and files:
+                for name in LOCK_FILES:
+                    try:
+                        (d / name).unlink(missing_ok=True)
+                    except OSError:
+                        pass
+                try:
+                    self.cells_path.rmdir()
+                except OSError:
+                    pass
+            try:
+                d.rmdir()
+            except OSError:
+                return
+
+    def _take_lock(self) -> None:
+        import filelock
+
+        lock = _lock_of(self.folder / LOCK_FILE)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise _busy(self.folder, _holder_text(self.folder)) from None
+        except OSError as exc:
+            raise ResultsError(write_error_message(self.folder / LOCK_FILE, exc, kind="folder",
+                                                   option="-o")) from None
+        self._lock = lock
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": utc_now(),
+                  "command": _command_line()}
+        try:   # only words for a refusal: a folder that cannot take it fails at run.json
+            write_text_atomic(self.folder / HOLDER_FILE, json.dumps(record) + "\n")
+        except OSError:
+            pass
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is None:
+            return
+        try:
+            (self.folder / HOLDER_FILE).unlink(missing_ok=True)
+        except OSError:
+            pass
+        try:
+            lock.release()
+        except Exception:   # an fd the OS already closed: the lock is gone with it
+            pass
+
+    def close(self) -> None:
+        """Release the folder's lock without marking the run (its ``run.json`` keeps the
+        status it has: ``running`` reads as a run that stopped); :meth:`finish` calls it."""
+        self._release()
+
+    def __del__(self):
+        try:   # a writer dropped unfinished lets the folder go (not in a forked child)
+            if self._pid == os.getpid():
+                self._release()
+        except Exception:
+            pass
+
+    def _write(self, path: Path, text: str) -> None:
+        try:
+            write_text_atomic(path, text)
+        except OSError as exc:
+            raise ResultsError(write_error_message(path, exc, kind="folder", option="-o")) from None
+
+    def _fsync(self, folder: Path) -> None:
+        try:
+            fsync_folder(folder)
+        except OSError as exc:
+            raise ResultsError(write_error_message(folder, exc, kind="folder", option="-o")) from None
 
     def _write_meta(self) -> None:
-        write_text_atomic(self.run_path, json.dumps(self.meta, indent=2, default=json_default) + "\n")
+        self._write(self.run_path, json.dumps(self.meta, indent=2, default=json_default) + "\n")
 
     def finished_cells(self) -> dict[str, int]:
         """Cell id -> number of rows of every cell in the folder: those on disk when the
@@ -235,7 +519,8 @@ class RunWriter:
         return the file's path. ``machine`` is the machine that measured it (default:
         the run's ``machine``); ``info`` is anything else to keep with the cell. A cell
         id already stored raises :class:`~lshprof.errors.ResultsError` and overwrites
-        nothing."""
+        nothing; so does a file that cannot be written (the disk is full: nothing of the
+        cell is left behind)."""
         if not isinstance(cell_id, str) or not cell_id:
             raise ResultsError(f"a cell id is a non-empty string, not {cell_id!r}")
         rows = list(rows)
@@ -250,10 +535,10 @@ class RunWriter:
                "seq": self._next_seq, "written_at": utc_now(),
                "machine": dict(self.meta.get("machine") or {}) if machine is None else machine,
                "info": info or {}, "rows": rows}
-        write_text_atomic(path, _encode_cell(doc))
+        self._write(path, _encode_cell(doc))
         self._cells[cell_id] = len(rows)
         self._next_seq += 1
-        fsync_folder(self.cells_path)
+        self._fsync(self.cells_path)
         self.meta.update(cells=len(self._cells), rows=sum(self._cells.values()))
         self._write_meta()
         return path
@@ -264,12 +549,16 @@ class RunWriter:
         self._write_meta()
 
     def finish(self, status: str = "complete", error: str | None = None) -> None:
+        """Mark the run ``status`` in ``run.json`` and release the folder."""
         if status not in STATUSES[1:]:
             raise ValueError(f"status must be one of {STATUSES[1:]}")
         self.meta.update(status=status, complete=status == "complete", ended_at=utc_now())
         if error:
             self.meta["error"] = error
-        self._write_meta()
+        try:
+            self._write_meta()
+        finally:
+            self._release()
 
     def __enter__(self) -> "RunWriter":
         return self
@@ -277,10 +566,14 @@ class RunWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.finish("complete")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.finish("interrupted")
-        else:
-            self.finish("failed", error=f"{exc_type.__name__}: {exc}")
+            return
+        try:   # the error that ended the run is the one to see, even if run.json
+            if issubclass(exc_type, KeyboardInterrupt):   # cannot be written either
+                self.finish("interrupted")
+            else:
+                self.finish("failed", error=f"{exc_type.__name__}: {exc}")
+        except ResultsError:
+            pass
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -293,17 +586,23 @@ def _versions() -> str:
 
 
 def read_run(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``run.json`` of a run folder, checked for format and version."""
+    """The ``run.json`` of a run folder, checked for format and version, and each key that
+    lshprof reads for its type (see :data:`RUN_KEYS`)."""
     folder = run_folder(Path(path))
     f = folder / RUN_FILE
     try:
-        text = f.read_text(encoding="utf-8")
+        data = f.read_bytes()
     except FileNotFoundError:
         raise ResultsError(f"{folder} is not an lshprof run folder (no {RUN_FILE})") from None
     except OSError as exc:
         raise ResultsError(f"cannot read {f}: {exc.strerror}") from None
     try:
-        meta = json.loads(text)
+        meta = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        kept = folder / (CELLS_DIR if (folder / CELLS_DIR).is_dir() else TABLE_FILE)
+        raise ResultsError(f"{f} is corrupt (not UTF-8 text: byte {exc.start} is "
+                           f"0x{data[exc.start]:02x}); the run's rows may still be in "
+                           f"{kept}") from None
     except ValueError as exc:
         kept = folder / (CELLS_DIR if (folder / CELLS_DIR).is_dir() else TABLE_FILE)
         raise ResultsError(f"{f} is corrupt (not valid JSON: {exc}); the run's rows may still be "
@@ -317,7 +616,59 @@ def read_run(path: str | os.PathLike) -> dict[str, Any]:
                            "version that wrote it")
     if meta.get("status") not in STATUSES:
         raise ResultsError(f"{f}: unknown status {meta.get('status')!r}")
+    _check_keys(f, meta, RUN_KEYS)
+    if isinstance(meta.get("scenario"), dict):
+        _check_keys(f, meta["scenario"], SCENARIO_KEYS, "scenario.")
     return meta
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _strings(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+#: The keys of ``run.json`` that lshprof reads, each with its test and what it should be;
+#: a key may be missing or null (older runs lack some), but not of another type.
+RUN_KEYS: dict[str, tuple[Any, str]] = {
+    "complete": (lambda v: isinstance(v, bool), "true or false"),
+    "cells": (_count, "a count of cells (a whole number >= 0)"),
+    "rows": (_count, "a count of rows (a whole number >= 0)"),
+    "scenario": (lambda v: isinstance(v, dict), "an object (the scenario's name, settings "
+                                                "and fingerprint)"),
+    "plan": (_strings, "a list of cell ids"),
+    "machine": (lambda v: isinstance(v, dict), "an object (the machine's record)"),
+    "energy": (lambda v: isinstance(v, dict), "an object (the energy backend's record)"),
+    "threads": (lambda v: isinstance(v, dict), "an object (the thread settings)"),
+    "totals": (lambda v: isinstance(v, dict), "an object (the run's totals)"),
+    "measurement": (lambda v: isinstance(v, dict), "an object (the measurement settings)"),
+    "data_digest": (lambda v: isinstance(v, str), "a text (the data's sha256)"),
+    "resumed_at": (_strings, "a list of times"),
+    "resumes": (lambda v: isinstance(v, list), "a list"),
+    "started_at": (lambda v: isinstance(v, str), "a time"),
+    "ended_at": (lambda v: isinstance(v, str), "a time"),
+    "error": (lambda v: isinstance(v, str), "a text"),
+}
+#: The keys of ``run.json``'s ``scenario`` that lshprof reads.
+SCENARIO_KEYS: dict[str, tuple[Any, str]] = {
+    "name": (lambda v: isinstance(v, str), "a text"),
+    "fingerprint": (lambda v: isinstance(v, str), "a text (the settings' fingerprint)"),
+    "settings": (lambda v: isinstance(v, dict), "an object (the scenario's settings)"),
+}
+
+
+def _check_keys(f: Path, d: dict[str, Any], keys: dict[str, tuple[Any, str]],
+                prefix: str = "") -> None:
+    for key, (ok, expect) in keys.items():
+        v = d.get(key)
+        if v is not None and not ok(v):
+            shown = json.dumps(v, default=repr)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise ResultsError(f"{f} is damaged: \"{prefix}{key}\" is {shown}, not {expect}; "
+                               "restore the file from a copy, or run the scenario again into "
+                               "another folder")
 
 
 def _version() -> str:
@@ -370,7 +721,44 @@ def _load_v1(folder: Path, meta: dict[str, Any]):
     if len(df) < int(meta.get("rows") or 0):
         raise ResultsError(f"{table} holds {len(df)} rows but {folder / RUN_FILE} records "
                            f"{meta['rows']}; the table was truncated")
+    _check_table(table, df)
     return df, {}
+
+
+def _check_table(table: Path, df) -> None:
+    """A version-1 table: numbers (or empty cells) in its numeric columns, read as numbers
+    ("NaN" text too, as a missing value), and no row of a cell's epoch twice."""
+    import pandas as pd
+
+    fix = ("the table was edited or damaged: correct that cell (an empty cell is a missing "
+           "value), or run the scenario again")
+    for col in df.columns:
+        if not numeric_column(str(col)):
+            continue
+        c = df[col]
+        if pd.api.types.is_numeric_dtype(c) and not pd.api.types.is_bool_dtype(c):
+            continue
+        num = pd.to_numeric(c.astype(object).where(c.notna(), None), errors="coerce") \
+            if not pd.api.types.is_bool_dtype(c) else pd.Series(math.nan, index=c.index)
+        bad = c.notna() & num.isna() & ~c.astype(str).str.strip().str.lower().eq("nan")
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            shown = repr(c.iloc[i])
+            raise ResultsError(f"{table}: column {col} holds {shown[:40]} in row {i + 1}, "
+                               f"not a number; {fix}")
+        df[col] = num
+    key = ["cell", "epoch"] if "cell" in df.columns else \
+        [k for k in ("method", "fraction", "seed", "threads", "mode", "epoch") if k in df.columns]
+    twice = df.duplicated(subset=key, keep="first")
+    if twice.any():
+        j = int(twice.to_numpy().nonzero()[0][0])
+        same = (df[key] == df[key].iloc[j]) | (df[key].isna() & df[key].iloc[j].isna())
+        i = int(same.all(axis=1).to_numpy().nonzero()[0][0])
+        what = (f"epoch {df['epoch'].iloc[j]} of cell {df['cell'].iloc[j]!r}" if "cell" in key
+                else ", ".join(f"{k} {df[k].iloc[j]}" for k in key))
+        raise ResultsError(f"{table} holds {what} twice (rows {i + 1} and {j + 1}); a row is "
+                           "written once per epoch: delete the repeated line, or run the "
+                           "scenario again")
 
 
 def stored_cells(path: str | os.PathLike) -> dict[str, int]:
@@ -419,15 +807,58 @@ def _scan_cells(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
                    "its rows are not a list of objects"
                    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows)
                    else "its machine is not an object"
-                   if not isinstance(doc.get("machine", {}), dict) else None)
+                   if not isinstance(doc.get("machine", {}), dict)
+                   else "its info is not an object"
+                   if not isinstance(doc.get("info", {}), dict) else None)
         if problem:
             raise ResultsError(f"{f} is damaged ({problem}); {fix}")
         if cell_id in seen:
             raise ResultsError(f"{seen[cell_id]} and {f} both hold cell {cell_id!r}; a cell "
                                "is written once: delete the one that does not belong")
+        _check_rows(f, cell_id, rows, fix)
         seen[cell_id] = f
         out.append((f, doc))
     return out
+
+
+#: Columns that hold numbers by their name (see :func:`numeric_column`).
+NUMERIC_NAMES = ("epoch", "seed", "threads", "batch_size", "n_train", "n_eval", "fraction",
+                 "loss", "mac_share", "clock_calls")
+NUMERIC_PREFIXES = ("macs_", "eval_macs_")
+NUMERIC_SUFFIXES = ("_s", "_j", "_accuracy")
+
+
+def numeric_column(name: str) -> bool:
+    """Whether column ``name`` holds numbers (or missing values) only: the MAC counts
+    (``macs_*``, ``eval_macs_*``), times (``*_s``), energies (``*_j``), accuracies
+    (``*_accuracy``), and ``epoch``, ``seed``, ``threads``, ``batch_size``, ``n_train``,
+    ``n_eval``, ``fraction``, ``loss``, ``mac_share``, ``clock_calls``. The loaders refuse
+    text in these columns rather than let it pass as a string or a number."""
+    return (name in NUMERIC_NAMES or name.startswith(NUMERIC_PREFIXES)
+            or name.endswith(NUMERIC_SUFFIXES))
+
+
+def _is_number(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _check_rows(f: Path, cell_id: str, rows: list[dict[str, Any]], fix: str) -> None:
+    """A cell file's rows: numbers (or null) in the numeric columns, each epoch once."""
+    epochs: set[Any] = set()
+    for i, r in enumerate(rows):
+        for k, v in r.items():
+            if not _is_number(v) and numeric_column(str(k)):
+                shown = json.dumps(v, default=repr)
+                shown = shown if len(shown) <= 40 else shown[:37] + "..."
+                raise ResultsError(f"{f} is damaged (row {i + 1} of cell {cell_id!r}: column "
+                                   f"{k} holds {shown}, not a number); {fix}")
+        e = r.get("epoch")
+        if e is None:
+            continue
+        if e in epochs:
+            raise ResultsError(f"{f} holds epoch {e} of cell {cell_id!r} twice (rows are "
+                               f"written once per epoch); {fix}")
+        epochs.add(e)
 
 
 def machine_id(machine: dict[str, Any] | None) -> str | None:

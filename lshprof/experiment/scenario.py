@@ -21,8 +21,15 @@ prints the full JSON Schema)::
 
 The structure is a pydantic model (types, ranges, unknown keys); data-set options,
 layer parameters and optimizer parameters are then checked against lshprof's own
-registries. Every mistake becomes one :class:`~lshprof.errors.ConfigError` line
-naming the file, the key and what is allowed, before anything runs.
+registries, optimizer parameters against their ranges, thread counts against the
+machine (:func:`max_threads`), and what ``--quick`` would run as the scenario itself.
+Every mistake becomes one :class:`~lshprof.errors.ConfigError` line naming the file, the
+key and what is allowed, before anything runs. :meth:`Scenario.check_data` then checks
+what needs the data set: its files (their headers too), the memory the most demanding
+cell needs against what the machine has available (:meth:`Scenario.memory_estimate`),
+the batch against the training set, and the contents of the user's own files.
+``lshprof scenarios --check`` and ``lshprof run`` both call these, so a scenario that
+passes the check does not fail at the start of the run.
 
 The active fraction is swept for every method that has one: ``dropout`` keeps
 nodes with probability ``p = fraction``, ``adaptive_dropout`` gets
@@ -39,12 +46,14 @@ import importlib.resources
 import json
 import math
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt,
                       PositiveInt, ValidationError, field_validator)
 
+from lshprof.data.fetch import is_symlink_loop
 from lshprof.errors import ConfigError
 from lshprof.measure.system import available_cores
 from lshprof.names import APPLY_TO, FRACTION_PARAM, MODES, THREAD_KEYWORDS, TIME_CLOCKS
@@ -53,12 +62,38 @@ from lshprof.experiment.sweep import (Cell, DataSpec, MeasureSpec, NetworkSpec, 
 
 __all__ = ["first_difference", "Scenario", "Cell", "load_scenario", "builtin_scenarios", "sweep_params",
            "DEFAULT_SCENARIO", "scenario_schema", "MODES", "THREAD_KEYWORDS",
-           "available_cores", "power_thread_counts"]
+           "available_cores", "power_thread_counts", "MAX_THREADS", "THREADS_PER_CORE",
+           "max_threads", "thread_note", "MemoryPart", "MemoryEstimate", "available_memory"]
 
 #: what ``lshprof run`` runs without an argument
 DEFAULT_SCENARIO = "quickstart"
 
 Mode = Literal[MODES]
+
+#: no cell runs more threads than this, whatever the machine
+MAX_THREADS = 1024
+#: nor more than this many threads per core this process may use
+THREADS_PER_CORE = 64
+
+
+def max_threads(cores: int | None = None) -> int:
+    """The most threads a cell may ask for on a machine of ``cores`` cores (default: the
+    cores this process may use): :data:`THREADS_PER_CORE` per core, at most
+    :data:`MAX_THREADS`. More is refused as a mistake (``threads = 100000``)."""
+    cores = available_cores() if cores is None else cores
+    return max(1, min(MAX_THREADS, THREADS_PER_CORE * cores))
+
+
+def thread_note(counts, cores: int | None = None) -> str | None:
+    """The note for thread counts above the cores available (default: this process's):
+    those cells share cores, so their times do not measure scaling. None when every
+    count fits."""
+    cores = available_cores() if cores is None else cores
+    over = sorted({int(t) for t in counts if int(t) > cores})
+    if not over:
+        return None
+    return (f"Note: {', '.join(map(str, over))} thread(s) exceed the {cores} cores available "
+            "here; those cells share cores, so their speedup is not a measure of scaling.")
 
 
 def power_thread_counts(cores: int) -> list[int]:
@@ -93,6 +128,14 @@ def _check_unique(v: list | None, what: str) -> list | None:
         if len(set(v)) != len(v):
             raise ValueError(f"{what}s repeat")
     return v
+
+
+#: optimizer parameter -> (lowest, lowest excluded, above every allowed value): a step
+#: needs a positive rate, decay factors below 1, a positive eps (the step stays finite
+#: where a row's squared gradients are 0); other parameters (l2) are finite and >= 0
+_OPTIMIZER_RANGES: dict[str, tuple[float, bool, float]] = {
+    "lr": (0.0, True, math.inf), "momentum": (0.0, False, 1.0), "beta1": (0.0, False, 1.0),
+    "beta2": (0.0, False, 1.0), "eps": (0.0, True, math.inf)}
 
 
 class _Table(BaseModel):
@@ -163,6 +206,9 @@ class Sweep(_Table):
             for t in v:
                 if isinstance(t, bool) or not isinstance(t, int) or t < 1:
                     raise ValueError(f"thread counts must be positive integers, got {t!r}")
+                if t > MAX_THREADS:
+                    raise ValueError(f"{t} threads is more than any machine here runs well; "
+                                     f"at most {MAX_THREADS}")
         elif v is not None:
             raise ValueError(f"must be a list of thread counts or a keyword; {allowed}")
         return v
@@ -174,10 +220,11 @@ class Sweep(_Table):
 
 
 class Measure(_Table):
-    threads: PositiveInt = 1
+    threads: PositiveInt = Field(1, le=MAX_THREADS, description="threads per cell (inside the "
+                                 "kernels, or hogwild workers) when [sweep] has no threads")
     energy: str = "auto"
-    idle_baseline: NonNegativeFloat = Field(0.0, description="seconds of idle power measured "
-                                                             "first (0: none)")
+    idle_baseline: float = Field(0.0, ge=0.0, allow_inf_nan=False,
+                                 description="seconds of idle power measured first (0: none)")
     quality: bool = Field(False, description="score LSH selection against the exact top-k "
                                              "during training (its MACs are kept apart)")
     powercap_root: str | None = None
@@ -202,8 +249,9 @@ class Quick(_Table):
     seeds: list[NonNegativeInt] | None = None
     fractions: list[float] | None = None
     batch_size: PositiveInt | None = None
-    hidden: list[PositiveInt] | None = None
-    data: dict[str, Any] = Field(default_factory=dict)
+    hidden: list[PositiveInt] | None = Field(None, min_length=1)
+    data: dict[str, Any] = Field(default_factory=dict, description="data-set options, checked "
+                                 "as those of [data]")
 
     _fractions = field_validator("fractions")(_check_fractions)
 
@@ -314,7 +362,10 @@ def _pydantic_message(exc: ValidationError) -> str:
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     got = err.get("input")
-    shown = json.dumps(got) if isinstance(got, (str, int, float, bool, list)) else repr(got)
+    if isinstance(got, float) and not math.isfinite(got):
+        shown = repr(got)  # as TOML spells it: inf, nan
+    else:
+        shown = json.dumps(got) if isinstance(got, (str, int, float, bool, list)) else repr(got)
     return f"{where}: {msg[0].lower() + msg[1:]} (got {shown})"
 
 
@@ -378,17 +429,13 @@ class Scenario:
         from lshprof.nn.layers import LAYERS
 
         m, src = self.model, self.source
-        opts = dict(m.data.model_extra or {})
-        if self.path is not None:  # file options are relative to the scenario file's folder
-            for key in ("path", "train", "test", "root"):
-                v = opts.get(key)
-                if isinstance(v, str) and v and not Path(v).expanduser().is_absolute():
-                    opts[key] = str(self.path.parent / v)
-                elif isinstance(v, str) and v:
-                    opts[key] = str(Path(v).expanduser())
+        opts = self._file_options(m.data.model_extra or {})
         self._data_options = resolve_options(m.data.dataset, opts, quick=self.quick,
                                              keep=tuple(m.quick.data) if self.quick else (),
                                              where=f"{src}: [data]")
+        if not self.quick and m.quick.data:  # what --quick will use, checked as [data] is
+            resolve_options(m.data.dataset, {**opts, **self._file_options(m.quick.data)},
+                            quick=True, keep=tuple(m.quick.data), where=f"{src}: [quick] data")
         if m.network.activation not in HIDDEN_ACTIVATIONS:
             valid = ", ".join(HIDDEN_ACTIVATIONS)
             raise ConfigError(f"{src}: [network] activation: unknown {m.network.activation!r}; "
@@ -417,22 +464,78 @@ class Scenario:
                 raise ConfigError(f"{src}: {where} fractions: method {method!r} has no active "
                                   "fraction; remove the key")
             if t.optimizer_params is not None:
-                self._check_optimizer_params(t.optimizer_params, f"{where} optimizer_params")
+                self._check_optimizer_params(t.optimizer_params, f"{where} optimizer_params",
+                                             base=m.training.optimizer_params)
             for fraction in self._fractions(method, t) or [None]:
                 self._check_layer(method, params, fraction, where)
+        self._check_threads()
+        if not self.quick:
+            self._check_quick()
 
-    def _check_optimizer_params(self, params: dict, where: str) -> None:
-        from lshprof.nn.optim import OPTIMIZERS
+    def _file_options(self, opts: dict[str, Any]) -> dict[str, Any]:
+        """Data options with their file paths relative to the scenario file's folder."""
+        opts = dict(opts)
+        if self.path is not None:
+            for key in ("path", "train", "test", "root"):
+                v = opts.get(key)
+                if isinstance(v, str) and v and not Path(v).expanduser().is_absolute():
+                    opts[key] = str(self.path.parent / v)
+                elif isinstance(v, str) and v:
+                    opts[key] = str(Path(v).expanduser())
+        return opts
 
-        allowed = OPTIMIZERS[self.model.training.optimizer].PARAMS
+    def _check_threads(self) -> None:
+        """Thread counts this machine cannot sensibly run (:func:`max_threads`)."""
+        limit = max_threads()
+        where = "[sweep] threads" if isinstance(self.model.sweep.threads, list) else \
+            "[measure] threads"
+        for t in self.thread_counts():
+            if t > limit:
+                raise ConfigError(f"{self.source}: {where}: {t:,} threads is not a sensible "
+                                  f"count for the {available_cores()} cores available here "
+                                  f"(at most {limit}: {THREADS_PER_CORE} per core, "
+                                  f"{MAX_THREADS} in all); lower it")
+
+    def _check_quick(self) -> None:
+        """What ``--quick`` runs must pass the same checks as the scenario itself, so that a
+        scenario that passes ``lshprof scenarios --check`` also runs with ``--quick``."""
+        try:
+            self.with_overrides(quick=True)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} (with --quick: the [quick] table applied)") from None
+
+    def thread_note(self, cores: int | None = None) -> str | None:
+        """The note to print when some of the sweep's thread counts exceed the cores
+        available (default: this process's): those cells share cores. None when none do."""
+        return thread_note(self.thread_counts(cores), cores)
+
+    def _check_optimizer_params(self, params: dict, where: str, base: dict | None = None
+                                ) -> None:
+        """Every key known to the optimizer, every value in its range: ``lr > 0``,
+        momentum and the Adam betas in [0, 1), ``eps > 0``, ``l2 >= 0``, all finite (the
+        optimizer itself is built with them, as a cell will build it). ``base``: the
+        [training] values a method's table adds to."""
+        from lshprof.nn.optim import OPTIMIZERS, make_optimizer
+
+        name = self.model.training.optimizer
+        allowed = OPTIMIZERS[name].PARAMS
         for k, v in params.items():
             if k not in allowed:
                 raise ConfigError(f"{self.source}: unknown key {k!r} in {where} (optimizer "
-                                  f"{self.model.training.optimizer!r}); allowed: "
-                                  f"{', '.join(allowed)}")
-            if not math.isfinite(v) or v < 0:
-                raise ConfigError(f"{self.source}: {where} {k}: must be a finite number >= 0, "
-                                  f"got {v}")
+                                  f"{name!r}); allowed: {', '.join(allowed)}")
+            low, low_open, high = _OPTIMIZER_RANGES.get(k, (0.0, False, math.inf))
+            if not math.isfinite(v) or v < low or (low_open and v == low) or v >= high:
+                allowed = f"{'>' if low_open else '>='} {low:g}" + \
+                    (f" and < {high:g}" if math.isfinite(high) else "")
+                raise ConfigError(f"{self.source}: {where} {k}: must be a finite number "
+                                  f"{allowed} (optimizer {name!r}), got {v}")
+        try:
+            make_optimizer(name, [], **{**(base or {}), **params})
+        except ConfigError as exc:
+            text = str(exc)
+            prefix = f"optimizer {name}: "
+            text = text[len(prefix):] if text.startswith(prefix) else text
+            raise ConfigError(f"{self.source}: {where}: {text} (optimizer {name!r})") from None
 
     def _check_layer(self, method: str, params: dict, fraction: float | None, where: str) -> None:
         """Build a tiny layer with these parameters, so bad values fail now, with the key."""
@@ -448,21 +551,187 @@ class Scenario:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{self.source}: {where}: bad parameter value: {exc}") from None
 
-    def check_data(self) -> None:
-        """Raise a one-line :class:`~lshprof.errors.DataError` when the data set's files or
-        packages are missing (naming the command that fetches them). Loads nothing."""
-        from lshprof.data import check
-        from lshprof.errors import DataError
+    def check_data(self, *, available: int | None = None) -> None:
+        """Everything about the data that can be known before the run, each mistake one
+        line naming the file or key: the data set's files or packages are missing (naming
+        the command that fetches them) or their headers are damaged; a cell needs more
+        memory than ``available`` bytes (default :func:`available_memory`; see
+        :meth:`memory_estimate`); the batch is larger than the training set; the user's own
+        files (CSV, ``.npz``) hold a value that is not a number or labels of one class
+        (they are read for this, and what was read is kept for the load that follows).
+        ``lshprof scenarios --check`` and ``lshprof run`` both call it."""
+        from lshprof.data import check, check_contents, data_shape
+        from lshprof.errors import DataError, LshprofError
 
+        dataset = self.model.data.dataset
         try:
-            check(self.model.data.dataset, self._data_options)
+            check(dataset, self._data_options)
         except DataError as exc:
             raise DataError(f"{self.source}: [data] {exc}") from None
+        shape = data_shape(dataset, self._data_options)
+        self.check_memory(available=available, shape=shape)
+        if shape is not None and shape.exact and shape.n_train is not None:
+            self._check_batch(shape.n_train)
+        try:
+            check_contents(dataset, self._data_options)
+        except LshprofError as exc:
+            raise type(exc)(f"{self.source}: [data] {exc}") from None
 
-    def check_widths(self, n_features: int, n_classes: int) -> None:
+    def _check_batch(self, n_train: int) -> None:
+        b = self.model.training.batch_size
+        if b > n_train:
+            raise ConfigError(f"{self.source}: [training] batch_size = {b:,} is more than the "
+                              f"{n_train:,} training samples of the data; lower batch_size "
+                              f"to at most {n_train:,} (or give more training data)")
+
+    # -- memory ---------------------------------------------------------------------------------------
+    def memory_estimate(self, shape=None) -> "MemoryEstimate":
+        """About how much memory the run needs at once: the data (as built, with the
+        loader's temporaries) and the most demanding cell's model: per layer the weights,
+        their gradients and the optimizer's state (plus every other Hogwild worker's
+        gradients), an LSH layer's hash functions and tables (``L`` x nodes, with the
+        copies a rebuild holds), and the activations of a batch (training, or evaluation's
+        1,024 samples). ``shape``: the data's :class:`lshprof.data.DataShape` (default: from
+        the data set's options or file headers). A lower estimate: small buffers, Python
+        objects and numba's code are not counted."""
+        from lshprof.data import data_shape
+
+        if shape is None:
+            shape = data_shape(self.model.data.dataset, self._data_options)
+        data_part = self._data_memory(shape)
+        best: MemoryEstimate | None = None
+        seen = set()
+        for cell in self.cells():
+            key = (cell.label, cell.threads, cell.mode)
+            if key in seen:
+                continue
+            seen.add(key)
+            est = MemoryEstimate((data_part, *self._cell_memory(cell, shape)), cell.label)
+            if best is None or est.total > best.total:
+                best = est
+        return best if best is not None else MemoryEstimate((data_part,), None)
+
+    def check_memory(self, *, available: int | None = None, shape=None) -> None:
+        """Raise a one-line :class:`~lshprof.errors.ConfigError` when
+        :meth:`memory_estimate` exceeds ``available`` bytes (default: what this machine has
+        available now, :func:`available_memory`), naming the key that asks for most of it."""
+        est = self.memory_estimate(shape)
+        have = available_memory() if available is None else int(available)
+        if est.total > have:
+            from lshprof.data.fetch import size_text
+
+            key, parts = est.heaviest_key()
+            what = ", ".join(f"{size_text(q.nbytes)} for {q.what}" for q in parts[:2])
+            more = ", ..." if len(parts) > 2 else ""
+            cell = f"; cell {est.cell}" if est.cell and not key.startswith("[data]") else ""
+            raise ConfigError(f"{self.source}: {key} needs about {size_text(est.total)} in "
+                              f"all ({what}{more}{cell}); this machine has {size_text(have)} "
+                              "available: lower it")
+
+    def _data_memory(self, shape) -> "MemoryPart":
+        opts = self._data_options
+        sizes = [f"{k} = {opts[k]}" for k in ("n_train", "n_test", "n_features")
+                 if isinstance(opts.get(k), int)]
+        files = [str(opts[k]) for k in ("path", "train", "test") if opts.get(k)]
+        key = "[data] " + (", ".join(sizes) if sizes else " and ".join(files) or
+                           self.model.data.dataset)
+        if shape is None:
+            return MemoryPart(0, "the data (size unknown before loading)", key)
+        n = (shape.n_train or 0) + (shape.n_test or 0)
+        return MemoryPart(int(shape.nbytes), f"the data ({n:,} samples of "
+                          f"{shape.n_features or 0:,} features, as built)", key)
+
+    def _cell_memory(self, cell: Cell, shape) -> list["MemoryPart"]:
+        from lshprof.nn.optim import OPTIMIZERS
+
+        m = self.model
+        opts = self._data_options
+        d = max(1, (shape.n_features if shape is not None else None) or 1)
+        c = max(2, (shape.n_classes if shape is not None else None) or 2)
+        hidden = list(m.network.hidden)
+        widths = [d, *hidden, c]
+        n_state = OPTIMIZERS[m.training.optimizer].n_state
+        n_train = shape.n_train if shape is not None and shape.n_train else None
+        batch = m.training.batch_size if n_train is None else min(m.training.batch_size, n_train)
+        n_test = shape.n_test if shape is not None and shape.n_test else 1024
+        eval_rows = min(1024, n_test)  # evaluation predicts 1,024 samples at a time
+        rows = max(batch, eval_rows)
+        hidden_key = f"[network] hidden = {json.dumps(hidden)}"
+        out: list[MemoryPart] = []
+        train_acts, eval_acts = 4 * batch * d, 4 * eval_rows * d  # the input rows
+        for i in range(len(widths) - 1):
+            n_in, n_out = widths[i], widths[i + 1]
+            output = i == len(widths) - 2
+            key = hidden_key
+            if i == 0 and n_in >= n_out and isinstance(opts.get("n_features"), int):
+                key = f"[data] n_features = {n_in}"
+            elif output and n_out >= n_in and isinstance(opts.get("n_classes"), int):
+                key = f"[data] n_classes = {n_out}"
+            per_copy = 4 * n_out * (n_in + 1)  # float32 weights and biases
+            out.append(MemoryPart(per_copy * (2 + n_state),
+                                  f"the weights, gradients and {m.training.optimizer} state of "
+                                  f"layer {i + 1} ({n_in:,} x {n_out:,})", key))
+            if cell.mode == "hogwild" and cell.threads > 1:
+                out.append(MemoryPart(per_copy * (cell.threads - 1),
+                                      f"the gradients of layer {i + 1} in {cell.threads - 1} "
+                                      "more hogwild workers",
+                                      "[sweep] threads" if m.sweep.threads else
+                                      "[measure] threads"))
+            method = cell.method if output == (m.network.apply_to == "output") else "dense"
+            active = n_out
+            if method == "lsh":
+                out.append(self._lsh_memory(cell, i + 1, n_in, n_out, rows))
+                if not cell.params.get("quality"):  # only the chosen nodes are computed
+                    active = max(1, math.ceil((cell.fraction or 1.0) * n_out))
+            # training: pre-activations, activations and their gradients (float32);
+            # evaluation: no gradients; an index per chosen node where the set is sparse
+            index = 4 if active < n_out else 0
+            train_acts += batch * active * (12 + index)
+            eval_acts += eval_rows * active * (8 + index)
+        if train_acts >= eval_acts:
+            # a batch of 1,024 or more is what to lower; below that, the widths are
+            out.append(MemoryPart(train_acts, f"the activations and gradients of a batch of "
+                                  f"{batch:,}", f"[training] batch_size = "
+                                  f"{m.training.batch_size}" if batch >= 1024 else hidden_key))
+        else:
+            out.append(MemoryPart(eval_acts, f"the activations of {eval_rows:,} samples at "
+                                  "once in evaluation", hidden_key))
+        return out
+
+    def _lsh_memory(self, cell: Cell, layer: int, n_in: int, n_out: int, rows: int
+                    ) -> "MemoryPart":
+        from lshprof.nn.layers import LAYERS
+
+        p = {**LAYERS["lsh"].PARAMS, **cell.params}
+        K, L = int(p["K"]), int(p["L"])
+        n_fn = K * L
+        dim = -(-n_in // max(1, int(p["pool"])))
+        family = p["family"]
+        if family == "srp":
+            functions = n_fn * dim * (8 + 4)  # drawn in float64, kept in float32
+        elif family == "srp_sparse":
+            functions = n_fn * max(1, round(float(p["density"]) * dim)) * 40
+        else:  # wta, dwta: bin_size coordinates per function
+            functions = n_fn * min(int(p["bin_size"]), dim) * 8
+        # per node and table: its int64 code while hashing, the code and its place in the
+        # order (1 + 4 bytes) twice while a rebuild holds the old and new tables, offsets;
+        # reservoir keeps an int64 key per entry (twice)
+        per_entry = 8 + 2 * 5 + 4 + (16 if p["replacement"] == "reservoir" else 0)
+        tables = L * n_out * per_entry
+        queries = rows * (n_fn * 8 + L * 8)  # digits, alternatives, margins, codes
+        return MemoryPart(functions + tables + queries,
+                          f"the hash functions and {L:,} tables ({K} digits each) over the "
+                          f"{n_out:,} nodes of layer {layer}",
+                          f"[methods.{cell.label}] L = {L}, K = {K}")
+
+    def check_widths(self, n_features: int, n_classes: int, n_train: int | None = None) -> None:
         """With the data's real sizes: every method's first layer can be built (e.g. a
-        ``pool`` larger than the input). Called after loading, before anything is written."""
+        ``pool`` larger than the input), and (given ``n_train``) the batch is not larger
+        than the training set. Called after loading, before anything is written."""
         from lshprof.nn.layers import make_layer
+
+        if n_train is not None:
+            self._check_batch(int(n_train))
 
         n_in = n_features if self.model.network.apply_to == "hidden" else \
             self.model.network.hidden[-1]
@@ -568,6 +837,59 @@ class Scenario:
         }
 
 
+def available_memory() -> int:
+    """Bytes of memory this machine has available now (``psutil.virtual_memory``)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+@dataclass(frozen=True)
+class MemoryPart:
+    """One part of a :class:`MemoryEstimate`: its bytes, what it is (``the weights,
+    gradients and adam state of layer 1 (784 x 1,000)``), and the scenario key that sets
+    its size (``[network] hidden = [1000]``)."""
+
+    nbytes: int
+    what: str
+    key: str
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """What :meth:`Scenario.memory_estimate` returns: the parts of the most demanding
+    cell (``cell``: its label) and the data, and their ``total`` in bytes."""
+
+    parts: tuple[MemoryPart, ...]
+    cell: str | None = None
+
+    @property
+    def total(self) -> int:
+        return int(sum(p.nbytes for p in self.parts))
+
+    @property
+    def largest(self) -> MemoryPart:
+        return max(self.parts, key=lambda p: p.nbytes)
+
+    def heaviest_key(self) -> tuple[str, list[MemoryPart]]:
+        """The key whose parts add up to the most bytes, and those parts, largest first:
+        what to lower first."""
+        by_key: dict[str, list[MemoryPart]] = {}
+        for part in self.parts:
+            by_key.setdefault(part.key, []).append(part)
+        key = max(by_key, key=lambda k: sum(q.nbytes for q in by_key[k]))
+        return key, sorted(by_key[key], key=lambda q: -q.nbytes)
+
+    def text(self) -> str:
+        """The estimate, one part a line, largest first."""
+        from lshprof.data.fetch import size_text
+
+        lines = [f"about {size_text(self.total)}" + (f" (cell {self.cell})" if self.cell else "")]
+        for part in sorted(self.parts, key=lambda p: -p.nbytes):
+            lines.append(f"  {size_text(part.nbytes):>9}  {part.what}  ({part.key})")
+        return "\n".join(lines)
+
+
 def _build(d: dict[str, Any], source: str, *, quick: bool = False,
            path: Path | None = None) -> Scenario:
     try:
@@ -590,6 +912,10 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         path, source = builtins[text_name], f"{text_name}.toml (built-in)"
     elif path.exists():
         source, user_file = text_name, path.resolve()
+    elif is_symlink_loop(path):
+        raise ConfigError(f"scenario file {text_name} is a symlink loop (the symbolic links on "
+                          "the way to it point at each other), not a file; make it point at "
+                          "the real scenario file")
     elif not path.suffix:
         raise ConfigError(f"no built-in scenario {text_name!r} and no such file; built-in: "
                           f"{', '.join(builtins)} (see lshprof scenarios)")
@@ -597,10 +923,16 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         raise ConfigError(f"scenario file {text_name} not found; give a path to a .toml file "
                           f"or a built-in name ({', '.join(builtins)})")
     try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"scenario {source} is not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                          f"at offset {exc.start}): is it a TOML file?") from None
+    try:
+        raw = tomllib.loads(text.removeprefix("\ufeff"))  # a byte-order mark is no mistake
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
     return _build(copy.deepcopy(raw), source, path=user_file)

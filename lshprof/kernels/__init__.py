@@ -3,6 +3,10 @@
 Importing this package imports numba; the rest of lshprof imports it lazily.
 """
 
+import contextlib
+import threading
+from typing import Iterator
+
 import numba
 
 from lshprof.kernels._sparse import (
@@ -65,24 +69,54 @@ from lshprof.kernels._optim import (
 PAR_MIN_WORK = 1 << 22
 
 
+_LOCAL = threading.local()
+#: the answers :func:`forced` can impose on :func:`parallel`
+FORCED_FORMS = ("serial", "parallel")
+
+
+@contextlib.contextmanager
+def forced(form: str | None) -> Iterator[None]:
+    """Within the block, in this thread, :func:`parallel` (and so :func:`run`) chooses the
+    ``form`` (``"serial"`` or ``"parallel"``) whatever the work, the parallel one still
+    only at more than one numba thread; None: by the work, as usual. Warm-ups use it to
+    compile both forms of every kernel on a few samples (:func:`lshprof.nn.warmup.warm_up`);
+    other threads (Hogwild workers) are not affected."""
+    if form is not None and form not in FORCED_FORMS:
+        raise ValueError(f"form must be one of {FORCED_FORMS} or None, got {form!r}")
+    old = getattr(_LOCAL, "form", None)
+    _LOCAL.form = form
+    try:
+        yield
+    finally:
+        _LOCAL.form = old
+
+
 def parallel(work: int | None = None) -> bool:
     """Whether to run the ``*_par`` form: more than one numba thread in this thread, and
-    ``work`` (element operations, None: unknown) worth a parallel region."""
-    return numba.get_num_threads() > 1 and (work is None or work >= PAR_MIN_WORK)
+    ``work`` (element operations, None: unknown) worth a parallel region (or the form
+    :func:`forced` imposes)."""
+    if numba.get_num_threads() <= 1:
+        return False
+    form = getattr(_LOCAL, "form", None)
+    if form is not None:
+        return form == "parallel"
+    return work is None or work >= PAR_MIN_WORK
 
 
 def run(serial, par, *args, work: int | None = None):
-    """``serial(*args)`` at one numba thread or for little ``work``, else
-    ``par(*args, threads)``."""
-    n = numba.get_num_threads()
-    if n == 1 or (work is not None and work < PAR_MIN_WORK):
-        return serial(*args)
-    return par(*args, n)
+    """``serial(*args)`` at one numba thread or for little ``work`` (:func:`parallel`),
+    else ``par(*args, threads)``."""
+    if parallel(work):
+        return par(*args, numba.get_num_threads())
+    return serial(*args)
 
 
 __all__ = [
     "convex_candidate_counts", "draw_convex_images", "is_digitally_convex",
     "parallel",
+    "forced",
+    "FORCED_FORMS",
+    "PAR_MIN_WORK",
     "run",
     "by_node",
     "node_chunks",

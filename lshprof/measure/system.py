@@ -308,7 +308,12 @@ def usage_between(a: ResourceSample, b: ResourceSample) -> dict[str, Any]:
 
     ``process_cpu_util`` is process CPU seconds per wall second (1.0: one core busy;
     up to the core count); ``system_cpu_util_percent`` is the busy share of all cores
-    (0-100), this process and every other. Memory and frequency are as at ``b``.
+    (0-100), this process and every other; ``other_cpu_cores`` is how many cores every
+    other process kept busy on average (the machine's busy core-seconds less this
+    process's, per wall second: a busy neighbour), of ``machine_cores`` logical cores;
+    ``load_avg_1m`` is the one-minute load average at ``b``. Memory and frequency are as
+    at ``b``. CPU times tick every 10 ms or so, so over a short interval ``other_cpu_cores``
+    is uncertain by a few tenths of a core.
     """
     wall_ns = b.t_ns - a.t_ns
     if wall_ns < 0:
@@ -318,11 +323,19 @@ def usage_between(a: ResourceSample, b: ResourceSample) -> dict[str, Any]:
     d_total = b.system_cpu_total_s - a.system_cpu_total_s
     d_busy = b.system_cpu_busy_s - a.system_cpu_busy_s
     system_util = min(100.0, max(0.0, 100.0 * d_busy / d_total)) if d_total > 0 else None
+    other = max(0.0, (d_busy - cpu_s) / wall_s) if wall_s > 0 and d_total > 0 else None
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = None
     return {
         "wall_s": wall_s,
         "process_cpu_s": cpu_s,
         "process_cpu_util": cpu_s / wall_s if wall_s > 0 else None,
         "system_cpu_util_percent": system_util,
+        "other_cpu_cores": other,
+        "machine_cores": os.cpu_count(),
+        "load_avg_1m": load,
         "rss_bytes": b.rss_bytes,
         "peak_rss_bytes": b.peak_rss_bytes,
         "cpu_freq_mhz": b.cpu_freq_mhz,

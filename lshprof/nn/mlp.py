@@ -50,6 +50,18 @@ class MLP:
               activation: str = "relu", seed: int = 0, dtype="float32") -> "MLP":
         """Hidden layers of widths ``hidden`` (one method for all, or one per layer)."""
         hidden = list(hidden)
+        if not hidden and isinstance(method, str) and (method != "dense" or params):
+            # a method (or parameters) for the hidden layers and none to apply them to:
+            # say so, rather than build a dense network silently
+            if method != "dense":
+                raise ConfigError(
+                    f"MLP.build: method={method!r} is for the hidden layers but hidden=[] has "
+                    f"none; give their widths (hidden=[...]) or make the output layer "
+                    f"{method} (output_method={method!r}; in a scenario: [network] "
+                    f'apply_to = "output")')
+            raise ConfigError("MLP.build: params are for the hidden layers but hidden=[] has "
+                              "none; give their widths (hidden=[...]) or pass them as "
+                              "output_params")
         methods = [method] * len(hidden) if isinstance(method, str) else list(method)
         if params is None or isinstance(params, dict):
             params = [dict(params or {}) for _ in hidden]

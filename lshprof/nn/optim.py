@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Sequence
 
+import math
+
 import numpy as np
 
 from lshprof import kernels as kern
@@ -58,8 +60,13 @@ class Optimizer:
         for k, v in self.params.items():
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"optimizer {self.name}: {k} must be a non-negative number, got {v!r}")
-        if self.params["lr"] <= 0:
-            raise ConfigError(f"optimizer {self.name}: lr must be > 0")
+        if not math.isfinite(self.params["lr"]) or self.params["lr"] <= 0:
+            raise ConfigError(f"optimizer {self.name}: lr must be a finite number > 0, got "
+                              f"{self.params['lr']!r}")
+        # eps keeps adagrad's and adam's division defined: at 0 an untouched row's zero
+        # squared gradients give 0/0 = NaN
+        if "eps" in self.params and not self.params["eps"] > 0:
+            raise ConfigError(f"optimizer {self.name}: eps must be > 0, got {self.params['eps']!r}")
         for k in ("momentum", "beta1", "beta2"):
             if self.params.get(k, 0.0) >= 1:
                 raise ConfigError(f"optimizer {self.name}: {k} must be below 1, got {self.params[k]}")

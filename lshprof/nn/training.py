@@ -53,7 +53,8 @@ class EpochStats:
     train_quality_cpu_s: float = 0.0
     #: per layer: what an LSH layer's tables returned this epoch (training passes) and,
     #: when it measures quality, recall / mass against the exact top-k and a random
-    #: set (:meth:`lshprof.nn.lsh.SelectionStats.summary`); None for other methods
+    #: set (:meth:`lshprof.nn.lsh.SelectionStats.summary`), and the layer's facts that
+    #: explain them (:meth:`lshprof.nn.lsh.layer.LSH.selection_facts`); None for other methods
     layer_selection: tuple[dict | None, ...] = field(default=())
     #: exclusive wall time per phase (:data:`lshprof.measure.timing.TIME_PHASES`), seconds,
     #: of the training passes and of the evaluation pass; JIT time kept apart
@@ -115,6 +116,8 @@ def _check_data(model, X, y, name: str):
         raise InputTypeError(f"{name}: X must be a float numpy array")
     if X.ndim != 2 or X.shape[1] != model.n_in:
         raise ConfigError(f"{name}: X must have shape [n, {model.n_in}], got {X.shape}")
+    if X.shape[0] == 0:
+        raise ConfigError(f"{name}: X has no samples (shape {X.shape}); give at least one")
     if not isinstance(y, np.ndarray) or y.dtype.kind not in "iu" or y.shape != (X.shape[0],):
         raise ConfigError(f"{name}: y must be an int array of shape ({X.shape[0]},)")
     if y.size and (y.min() < 0 or y.max() >= model.n_classes):
@@ -243,7 +246,8 @@ def train(model, X: np.ndarray, y: np.ndarray, *, epochs: int = 1, batch_size: i
                 mark1 = meter.mark()
                 usage = usage_between(usage0, sample_resources())
             mid = model.macs()
-            selection = tuple(None if s0 is None else (layer.selection_stats() - s0).summary()
+            selection = tuple(None if s0 is None
+                              else layer.selection_summary(layer.selection_stats() - s0)
                               for layer, s0 in zip(model.layers, sel0))
             active_frac = tuple(
                 (layer.active_seen - a0) / ((layer.samples_seen - s0) * layer.n_out)

@@ -499,3 +499,397 @@ def test_committed_baseline_matches_the_ci_scenario(root):
     assert prof.settings == {k: scen[k] for k in ("data", "network", "training")}
     assert set(prof.cells) == {c.id for c in load_scenario("ci").cells()}
     assert prof.energy_source == "estimated"
+
+
+# -- run folders made by hand: the check of what a run's rows hold ------------------------------
+def make_run(folder, d, edit_rows=None):
+    """A complete run folder (results format 2, written by RunWriter) whose rows give the
+    profile ``d`` (as :func:`profile` makes it); ``edit_rows(cell_id, rows)`` may change a
+    cell's rows before they are written."""
+    from lshprof.experiment.results import RunWriter
+
+    meta = {"scenario": {"name": d["scenario"], "settings": copy.deepcopy(d["settings"])},
+            "machine": {"cpu_model": d["machine"]}, "lshprof_version": "0.1.0"}
+    with RunWriter(folder, meta) as w:
+        for cell_id, c in d["cells"].items():
+            rows = []
+            for e, t in enumerate(c["time_s"]):
+                row = {"cell": cell_id, "method": c["label"], "layer_method": c["kind"],
+                       "fraction": c["fraction"], "seed": c["seed"], "threads": c["threads"],
+                       "epoch": e + 1, "eval_accuracy": c["accuracy"], "loss": 0.5,
+                       "layer_active_fraction": list(c["active_fraction"]),
+                       "wall_elapsed_s": t, "wall_quality_s": 0.0, "cpu_elapsed_s": t,
+                       "cpu_quality_s": 0.0, "reference_blas_s": c["reference_s"],
+                       "reference_blas_cpu_s": c["reference_s"],
+                       "energy_source": c["energy_source"], "energy_j": None}
+                # each count spread over the epochs (they sum to the profile's)
+                for k, v in c["counts"].items():
+                    row[k] = v // EPOCHS + (v % EPOCHS if e == 0 else 0)
+                rows.append(row)
+            if edit_rows:
+                edit_rows(cell_id, rows)
+            w.add_cell(cell_id, rows)
+    return folder
+
+
+def test_a_hand_made_run_checks_like_its_profile(tmp_path):
+    run = make_run(tmp_path / "run", profile())
+    prof = load_profile(run).model
+    assert prof.cells[LSH].counts == profile()["cells"][LSH]["counts"]
+    assert prof.cells[LSH].time_s == pytest.approx(profile()["cells"][LSH]["time_s"])
+    assert all(c.flags == [] for c in prof.cells.values())
+    r = compare(load_profile(run), load_profile(write(tmp_path, "b.json", profile())))
+    assert r.ok and statuses(r, "time") == ["ok"]
+
+
+def busy_rows(label, how):
+    """An ``edit_rows`` that marks every epoch of cell ``label`` busy, by ``how``: the
+    boolean column ``busy`` or the text column ``flags``."""
+    def edit(cell_id, rows):
+        if cell_id.startswith(label + "|"):
+            for r in rows:
+                if how == "busy":
+                    r["busy"] = True
+                else:
+                    r["flags"] = how
+    return edit
+
+
+@pytest.mark.parametrize("how, flag", [("busy", "busy"), ("busy;energy", "busy"),
+                                       ("compiled", "compiled"),
+                                       ("degenerate;compiled", "compiled")])
+def test_a_busy_cell_is_unstable_timing_not_a_verdict(tmp_path, how, flag):
+    """A cell timed while the machine was busy (or that compiled inside a measured epoch)
+    is not judged on time: "unstable timing", skipped with the reason, even where the
+    numbers say regression (here lsh is 1.6x slower)."""
+    slow = profile(noise_seed=10)
+    slow["cells"][LSH]["time_s"] = times(0.035, 99, 1.6)
+    run = make_run(tmp_path / "run", slow, busy_rows("lsh", how))
+    base = write(tmp_path, "b.json", profile())
+    assert flag in load_profile(run).model.cells[LSH].flags
+    r = compare(load_profile(run), load_profile(base))
+    [f] = [f for f in r.findings if f.metric == "time" and f.label == "lsh"]
+    assert f.status == "skipped" and f.detail.startswith(f"unstable timing ({flag}: current run, "
+                                                         "lsh @0.125 seed 0")
+    assert r.ok and statuses(r, "time", "wta") == ["ok"]  # the others are judged as before
+    assert any(n.startswith("unstable timing: 1 time/energy comparison") for n in r.notes)
+    # work and accuracy do not depend on the machine: still compared
+    assert statuses(r, "work") == ["ok"] and statuses(r, "accuracy") == ["ok"]
+    # the same run without the flag is a regression
+    plain = make_run(tmp_path / "plain", slow)
+    assert statuses(compare(load_profile(plain), load_profile(base)), "time") == ["regression"]
+
+
+def test_a_busy_dense_cell_makes_every_ratio_unstable(tmp_path, capsys):
+    """Every method's time is a ratio to dense's: a busy dense cell (in either run) leaves
+    none judged. The flag travels in the baseline file."""
+    run = make_run(tmp_path / "run", profile(), busy_rows("dense", "busy"))
+    r = compare(load_profile(run), load_profile(write(tmp_path, "b.json", profile())))
+    time = [f for f in r.findings if f.metric == "time"]
+    assert [f.status for f in time] == ["skipped"] * 3
+    assert all("unstable timing (busy: current run, dense seed 0)" in f.detail for f in time)
+    # as a baseline: the flag is kept in the file, and the other side is judged by it
+    f = tmp_path / "busy-baseline.json"
+    assert cli.main(["baseline", str(run), "-o", str(f)]) == 0
+    assert json.loads(f.read_text())["cells"][DENSE]["flags"] == ["busy"]
+    assert "flags" not in json.loads(f.read_text())["cells"][LSH]  # none: not written
+    assert cli.main(["check", str(write(tmp_path, "c.json", profile())), "-b", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "unstable timing (busy: baseline, dense seed 0)" in out and "PASS" in out
+
+
+def test_flags_of_missing_columns_are_none(tmp_path):
+    """No ``busy`` or ``flags`` column (every run before them): nothing flagged; a false or
+    empty value flags nothing either."""
+    import pandas as pd
+
+    from lshprof.analysis.check import row_flags
+
+    assert row_flags(pd.DataFrame({"epoch": [1, 2], "method": ["lsh"] * 2})) == []
+    g = pd.DataFrame({"epoch": [1, 2], "busy": [False, float("nan")], "flags": ["", None]})
+    assert row_flags(g) == []
+    g = pd.DataFrame({"epoch": [1, 2], "busy": ["False", "true"],
+                      "flags": ["compiled; degenerate", "busy"]})
+    assert row_flags(g) == ["compiled", "busy", "degenerate"]
+
+
+def _set(rows, i, key, value):
+    rows[i][key] = value
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda c, rows: _set(rows, 2, "macs_forward", None) if c == LSH else None,
+     "macs_forward is missing or not a finite number in epoch 3 (a count that is missing is "
+     "never summed as 0)"),
+    (lambda c, rows: _set(rows, 5, "macs_total", float("nan")) if c == LSH else None,
+     "macs_total is missing or not a finite number in epoch 6"),
+    (lambda c, rows: _set(rows, 5, "seed", None) if c == LSH else None, "its seed is missing"),
+    (lambda c, rows: _set(rows, 5, "seed", 0.5) if c == LSH else None,
+     "its seed is 0.5, not a whole number"),
+    (lambda c, rows: _set(rows, 5, "threads", float("inf")) if c == LSH else None,
+     "its threads is inf, not a whole number"),
+    (lambda c, rows: _set(rows, 5, "eval_accuracy", None) if c == LSH else None,
+     "its eval_accuracy is missing"),
+    (lambda c, rows: _set(rows, 1, "layer_active_fraction", "[0.1, oops") if c == LSH else None,
+     "is not a JSON list"),
+    (lambda c, rows: _set(rows, 1, "layer_active_fraction", '["a", 1]') if c == LSH else None,
+     "not numbers"),
+])
+def test_a_run_whose_rows_cannot_be_checked_exits_2(tmp_path, capsys, edit, words):
+    """A run whose rows miss a value the check needs (or hold one that is not a number)
+    is an input error, never a regression (exit 1) and never a traceback: a missing count
+    would otherwise be summed as 0 and read as an improvement."""
+    run = make_run(tmp_path / "run", profile(), edit)
+    base = write(tmp_path, "b.json", profile())
+    for args in (["check", str(run), "--baseline", str(base)],
+                 ["check", str(base), "--baseline", str(run)],
+                 ["baseline", str(run), "-o", str(tmp_path / "out.json")]):
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "cannot be checked" in err and words in err, err
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_a_count_no_cell_recorded_is_listed_not_judged(tmp_path):
+    """A count that a run does not record at all (an older lshprof) is named, not summed."""
+    def drop(cell_id, rows):
+        for r in rows:
+            r.pop("bytes_moved")
+    run = make_run(tmp_path / "run", profile(), drop)
+    r = compare(load_profile(run), load_profile(write(tmp_path, "b.json", profile())))
+    [f] = [f for f in r.findings if f.metric == "work" and f.label == "lsh"]
+    assert f.status == "ok" and "bytes_moved not recorded in the current run" in f.detail
+
+
+def _loop(tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    return tmp_path / "a"
+
+
+def _dangling(tmp_path):
+    (tmp_path / "link").symlink_to(tmp_path / "gone.json")
+    return tmp_path / "link"
+
+
+def _binary(tmp_path):
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00\x01baseline")
+    return tmp_path / "bin.json"
+
+
+def _deep(tmp_path):
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    return tmp_path / "deep.json"
+
+
+def _empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    return tmp_path / "empty"
+
+
+def _nan_threshold(tmp_path):
+    d = profile()
+    d["check"] = {"time_factor": float("nan")}
+    return write(tmp_path, "nan.json", d)
+
+
+def _other_epochs(tmp_path):
+    d = profile()
+    d["cells"][LSH]["epochs"] = 5
+    d["cells"][LSH]["time_s"] = d["cells"][LSH]["time_s"][:5]
+    return write(tmp_path, "epochs.json", d)
+
+
+def _incomplete_run(tmp_path):
+    import shutil
+
+    run = make_run(tmp_path / "run", profile())
+    cut = tmp_path / "cut"
+    shutil.copytree(run, cut)
+    meta = json.loads((cut / "run.json").read_text())
+    meta.update(status="interrupted", complete=False)
+    (cut / "run.json").write_text(json.dumps(meta))
+    return cut
+
+
+def _corrupt_cell(tmp_path):
+    run = make_run(tmp_path / "run", profile())
+    next((run / "cells").glob("lsh*.json")).write_text('{"format": "lshprof-cell", ')
+    return run
+
+
+@pytest.mark.parametrize("make, words", [
+    (_loop, "is a loop of symbolic links"),
+    (_dangling, "gone.json, which does not exist"),
+    (_binary, "is not a text file"),
+    (_deep, "nested too deeply"),
+    (_empty_folder, "is not an lshprof run folder (no run.json)"),
+    (_nan_threshold, "threshold time_factor must be a finite number, got nan (from the "
+                     "scenario)"),
+    (_other_epochs, "compare runs of the same settings"),
+    (_incomplete_run, "is an interrupted run"),
+    (_corrupt_cell, "is corrupt (not valid JSON"),
+], ids=lambda v: v.__name__.strip("_") if callable(v) else "")
+def test_input_errors_exit_2_never_1(tmp_path, capsys, make, words):
+    """``lshprof check`` exits 1 for a regression only: every input it cannot use, on
+    either side, is exit 2 with one line."""
+    bad = make(tmp_path)
+    good = write(tmp_path, "good.json", profile())
+    # thresholds are the current run's; everything else is refused on either side
+    sides = [(bad, good)] if make is _nan_threshold else [(bad, good), (good, bad)]
+    for current, baseline in sides:
+        rc = cli.main(["check", str(current), "--baseline", str(baseline)])
+        err = capsys.readouterr().err
+        assert rc == 2 and err.count("\n") == 1 and words in err, err
+
+
+def test_a_fifo_is_refused_not_read(tmp_path, lshprof_run):
+    """A FIFO given as the baseline would block the read forever."""
+    import os
+
+    fifo = tmp_path / "baseline.json"
+    os.mkfifo(fifo)
+    r = lshprof_run("check", write(tmp_path, "c.json", profile()), "--baseline", fifo,
+                    timeout=60)
+    assert r.returncode == 2 and "is not a regular file (a FIFO" in r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--time-factor", "0.5"], "factors must be >= 1"),
+    (["--alpha", "0.7"], "alpha must be in (0, 0.5)"),
+    (["--alpha", "nan"], "expected a number >= 0"),
+    (["--macs-tolerance", "inf"], "expected a number >= 0"),
+    (["--time-clock", "sundial"], "invalid choice"),
+])
+def test_bad_thresholds_exit_2(tmp_path, capsys, args, words):
+    good = write(tmp_path, "good.json", profile())
+    try:
+        rc = cli.main(["check", str(good), "--baseline", str(good), *args])
+    except SystemExit as e:  # argparse's own refusals
+        rc = e.code
+    assert rc == 2 and words in capsys.readouterr().err
+
+
+def test_an_internal_error_is_not_a_regression(tmp_path, capsys, monkeypatch):
+    """A crash inside the check (a bug) exits 2, with its traceback and a line saying it
+    is not a regression: a CI job must never read a crash as exit 1."""
+    import lshprof.analysis.check as check
+
+    def broken(*a, **k):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(check, "compare", broken)
+    good = write(tmp_path, "good.json", profile())
+    assert cli.main(["check", str(good), "--baseline", str(good)]) == 2
+    err = capsys.readouterr().err
+    assert "KeyError: 'boom'" in err and "internal error, not a regression" in err
+
+
+# -- labels are text in every output ---------------------------------------------------------------
+HOSTILE = {"lsh": "<script>alert(1)</script>", "wta": "a|b \\| *c* [x](y) `z`",
+           "dense": "<b>dense</b> &amp;"}
+
+
+def hostile_profile(labels=HOSTILE):
+    """:func:`profile` with every method's label replaced by ``labels[kind]``."""
+    d = profile()
+    for c in d["cells"].values():
+        c["label"] = labels[c["kind"]]
+    return d
+
+
+def test_markdown_shows_labels_as_written(tmp_path):
+    """HTML in a label is not injected into the pull-request comment, and a ``|`` does not
+    split its table cell: rendered (markdown-it, tables on, raw HTML allowed as GitHub
+    does), every row has its seven cells and the label's text is what was written."""
+    from html.parser import HTMLParser
+
+    from markdown_it import MarkdownIt
+
+    from lshprof.analysis.check import render_markdown
+
+    d = hostile_profile()
+    html = MarkdownIt("commonmark").enable("table").render(
+        render_markdown(result(d, copy.deepcopy(d), tmp_path)))
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.rows, self.text = [], [], None
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            if tag == "tr":
+                self.rows.append([])
+            if tag in ("td", "th"):
+                self.text = ""
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.rows[-1].append(self.text)
+                self.text = None
+
+        def handle_data(self, data):
+            if self.text is not None:
+                self.text += data
+
+    p = Cells()
+    p.feed(html)
+    assert not {"script", "b", "a", "em", "code"} & set(p.tags)
+    assert p.rows and all(len(row) == 7 for row in p.rows)
+    firsts = {row[0].split(" @")[0].split(",")[0] for row in p.rows[1:]}
+    assert set(HOSTILE.values()) <= firsts
+
+
+def test_junit_holds_any_label(tmp_path):
+    """The JUnit file parses whatever the labels hold: markup is escaped, and control
+    characters (an ANSI colour code), which XML cannot hold, are written as ``\\x1b``."""
+    from lshprof.analysis.check import render_junit
+
+    d = hostile_profile({"lsh": "\x1b[31mlsh\x1b[0m <&>\"'", "wta": "wta\x00\x07",
+                         "dense": "dense"})
+    root = ET.fromstring(render_junit(result(d, copy.deepcopy(d), tmp_path)).encode())
+    names = {c.get("name") for c in root.iter("testcase")}
+    assert "work: \\x1b[31mlsh\\x1b[0m <&>\"' @0.125, seed 0, 1 thread" in names
+    assert "work: wta\\x00\\x07 @0.125, seed 0, 1 thread" in names
+
+
+def test_compilation_in_a_measured_epoch_is_taken_out_and_flagged(tmp_path):
+    """numba compiling inside a measured epoch (``jit_s``) is not the method's time: it is
+    taken out of the wall times, and the cell is flagged ``compiled`` (its time not judged)."""
+    def compiled(cell_id, rows):
+        if cell_id == LSH:
+            rows[0]["jit_s"] = 0.02
+            rows[0]["wall_elapsed_s"] += 0.02
+            rows[0]["cpu_elapsed_s"] += 0.02
+    run = make_run(tmp_path / "run", profile(), compiled)
+    c = load_profile(run).model.cells[LSH]
+    assert "compiled" in c.flags
+    assert c.time_s == pytest.approx(profile()["cells"][LSH]["time_s"])
+    assert c.cpu_s[0] == pytest.approx(profile()["cells"][LSH]["time_s"][0] + 0.02)
+    r = compare(load_profile(run), load_profile(write(tmp_path, "b.json", profile())))
+    [f] = [f for f in r.findings if f.metric == "time" and f.label == "lsh"]
+    assert f.status == "skipped" and f.detail.startswith("unstable timing (compiled: current")
+
+
+def test_a_busy_machine_leaves_cpu_time_judged(tmp_path):
+    """At one thread the check compares process CPU time, to which other processes add
+    nothing: a busy cell is still judged there (and said to be busy); on the wall clock, and
+    for a cell that compiled on either clock, its time is unstable."""
+    slow = profile(noise_seed=10)
+    slow["cells"][LSH]["time_s"] = times(0.035, 99, 1.6)
+    base = make_run(tmp_path / "base", profile())
+    for how, clock, status in (("busy", "cpu", "regression"), ("busy", "wall", "skipped"),
+                               ("compiled", "cpu", "skipped")):
+        run = make_run(tmp_path / f"{how}-{clock}", slow, busy_rows("lsh", how))
+        r = compare(load_profile(run), load_profile(base), {"time_clock": clock})
+        [f] = [f for f in r.findings if f.metric == "time" and f.label == "lsh"]
+        assert f.status == status, (how, clock, f.detail)
+        if status == "regression":
+            assert f.detail.startswith("CPU time vs dense grew")
+            assert f.detail.endswith("timed while the machine was busy (busy: current run, lsh "
+                                     "@0.125 seed 0): CPU time, which other processes do not "
+                                     "add to, is compared")
+        else:
+            assert f.detail.startswith(f"unstable timing ({how}: current run, lsh @0.125")

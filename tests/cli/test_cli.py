@@ -83,7 +83,8 @@ def test_demo_small_run_writes_table_and_json(lshprof_run, tmp_path):
         (["demo", "--optimizer", "bogus", "--n-train", "50", "--methods", "dense"],
          "unknown optimizer 'bogus'; valid: sgd, adagrad, adam"),
         (["frobnicate"], "invalid choice"),
-        (["demo", "--json", "missing/out.json"], "folder of 'missing/out.json' does not exist"),
+        (["demo", "--json", "missing/out.json"], "--json missing/out.json: folder missing does "
+                                                 "not exist; create it first"),
         (["demo", "--lr", "-1", "--n-train", "50", "--methods", "dense"], "optimizer adam: lr must be"),
     ],
 )

@@ -135,3 +135,23 @@ def test_demo_with_a_missing_energy_model_fails_cleanly(lshprof_run, tmp_path):
 def test_bad_measuring_options_are_usage_errors(lshprof_run, args, match):
     r = lshprof_run(*args)
     assert r.returncode == 2 and match in r.stderr
+
+
+def test_sysinfo_does_not_hang_on_a_fifo_counter(lshprof_run, tmp_path):
+    """An ``energy_uj`` that is a FIFO (nothing ever writes it) would block a plain read
+    forever: sysinfo ends, says the zone cannot be read, and falls back to the estimate.
+    The subprocess has a timeout, so a hang fails the test instead of blocking the suite."""
+    import os
+
+    tree = make_tree(tmp_path, [("intel-rapl:0", "package-0", 5_000_000)])
+    fifo = tree.dirs["intel-rapl:0"] / "energy_uj"
+    fifo.unlink()
+    os.mkfifo(fifo)
+    r = lshprof_run("sysinfo", "--powercap-root", str(tree.root), "--json",
+                    str(tmp_path / "si.json"), timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    d = json.loads((tmp_path / "si.json").read_text())["results"]
+    powercap = {e["backend"]: e for e in d["energy"]}["powercap"]
+    assert not powercap["usable"] and "energy_uj" in powercap["detail"]
+    assert "--energy auto would use: estimate" in r.stdout

@@ -293,29 +293,40 @@ def test_resume_skips_finished_cells_and_redoes_a_cut_one(lshprof_run, tmp_path,
     assert read_run(out)["cells"] == 6
 
 
+def _default_sigint():
+    # a shell that starts jobs in the background ignores SIGINT in them, and Python then
+    # leaves it ignored: the child gets the default back, as a terminal's process has it
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("sig, status, said", [
+    (signal.SIGINT, 130, "interrupted: "),
+    (signal.SIGTERM, 143, "terminated (SIGTERM): "),   # kill, a batch system's time limit
+], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_keeps_rows_and_prints_the_resume_command(lshprof_cmd, cli_env, lshprof_run,
-                                                         tmp_path):
-    """A real SIGINT to a running sweep: exit 130, status interrupted, finished rows kept,
-    and the printed command completes the run."""
+                                                         tmp_path, sig, status, said):
+    """A real SIGINT (or SIGTERM) to a running sweep: exit 130 (143), status interrupted,
+    finished rows kept, and the printed command completes the run."""
     f = tmp_path / "slow.toml"
     f.write_text(GOOD.replace("n_train = 100", "n_train = 4000").replace("epochs = 1", "epochs = 3")
                  .replace("hidden = [16]", "hidden = [256]")
                  .replace("fractions = [0.25]", "fractions = [0.25]\nseeds = [0, 1, 2]"))
     out = tmp_path / "slow"
     proc = subprocess.Popen([*lshprof_cmd, "run", str(f), "-o", str(out)], env=cli_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
     meta_file = out / "run.json"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if meta_file.exists() and read_run(out)["rows"] >= 2:  # a finished cell: 3 rows
             break
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     if proc.returncode == 0:
         pytest.skip("the sweep finished before the signal arrived")
-    assert proc.returncode == 130, stderr
-    assert "resume with: lshprof run" in stderr
+    assert proc.returncode == status, stderr
+    assert said in stderr and "resume with: lshprof run" in stderr
     meta = read_run(out)
     assert meta["status"] == "interrupted"
     kept = load_results(out)
@@ -435,3 +446,172 @@ def test_user_data_paths_are_relative_to_the_scenario_file(lshprof_run, tmp_path
     r = lshprof_run("run", str(f), "-o", str(tmp_path / "out2"), cwd=tmp_path)
     assert r.returncode == 2 and "other.npz" in r.stderr and "'path'" in r.stderr
     assert not (tmp_path / "out2").exists()
+
+
+# -- issue 18: what a resume, a second writer, a full disk and scenario text cannot do ----------
+NPZ = GOOD.replace('dataset = "gaussian"\nn_train = 100\nn_test = 50\nn_features = 8',
+                   'dataset = "npz"\npath = "data.npz"')
+
+
+def _save_npz(path, seed, label_scale=1):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(120, 6)).astype(np.float32)
+    np.savez(path, X=X, y=(X[:, 0] > 0).astype(np.int64) * label_scale)
+
+
+def _cut_last_cell(out):
+    """The run as a kill would leave it: its last cell gone, run.json not complete."""
+    cells = sorted((out / "cells").glob("*.json"),
+                   key=lambda p: json.loads(p.read_text())["seq"])
+    cells[-1].unlink()
+    meta = json.loads((out / "run.json").read_text())
+    meta.update(status="interrupted", complete=False, cells=len(cells) - 1, rows=len(cells) - 1)
+    (out / "run.json").write_text(json.dumps(meta))
+
+
+def files_of(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_resume_refused_when_the_data_or_the_measurement_changed(tmp_path, capsys):
+    """Resuming with an npz whose contents changed, or another powercap root, energy model
+    or idle baseline, is refused naming the difference, and writes nothing; the same
+    inputs resume."""
+    f = tmp_path / "npz.toml"
+    f.write_text(NPZ)
+    _save_npz(tmp_path / "data.npz", seed=0)
+    out = tmp_path / "r"
+    run = ["run", str(f), "-q", "--no-report", "-o", str(out)]
+    assert main(run) == 0
+    assert len(read_run(out)["data_digest"]) == 64 and read_run(out)["measurement"]
+    _cut_last_cell(out)
+    capsys.readouterr()
+    before = files_of(out)
+    _save_npz(tmp_path / "data.npz", seed=1, label_scale=3)    # other contents, same name
+    assert main(run) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{out} holds a run whose data differ (data digest " in err
+    assert f"the file {tmp_path / 'data.npz'} changed" in err
+    assert "resume with the same data or choose another folder with -o" in err
+    assert files_of(out) == before
+    _save_npz(tmp_path / "data.npz", seed=0)
+    for option, words in ((["--powercap-root", str(tmp_path / "rapl")],
+                           f"powercap root {tmp_path / 'rapl'}"),
+                          (["--energy-model", str(tmp_path / "m.json")],
+                           f"now energy model {tmp_path / 'm.json'}"),
+                          (["--idle-baseline", "0.5"], "now an idle baseline of 0.5 s")):
+        assert main(run + option) == 2, option
+        err = capsys.readouterr().err.strip()
+        assert f"{out} holds a run measured with " in err and words in err, err
+        assert len(err.splitlines()) == 1 and files_of(out) == before
+    assert main(run) == 0                                 # the same inputs resume
+    assert read_run(out)["status"] == "complete" and read_run(out)["cells"] == 2
+
+
+def test_second_run_into_a_live_folder_is_refused(lshprof_run, tmp_path):
+    """A live writer (this test process, through RunWriter) holds the folder: lshprof run
+    into it is one line naming that process, exit 2, and writes nothing."""
+    from lshprof.experiment.results import RunWriter
+
+    f = tmp_path / "good.toml"
+    f.write_text(GOOD)
+    out = tmp_path / "live"
+    w = RunWriter(out, {"scenario": {"name": "t"}})
+    before = files_of(out)
+    r = lshprof_run("run", f, "-o", out)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert f"{out} is being written by another lshprof run (pid {os.getpid()}, started " in lines[0]
+    assert "wait for it to end, or choose another folder with -o" in lines[0]
+    assert files_of(out) == before
+    w.finish("interrupted")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 128 KiB tmpfs (the tests run as root); skipped where mounting is not allowed."""
+    d = tmp_path / "disk"
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(d)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}): a full "
+                    "disk needs root")
+    yield d
+    subprocess.run(["umount", "-l", str(d)], capture_output=True)
+
+
+def test_write_errors_are_one_line_and_keep_what_finished(lshprof_run, tmp_path, tiny_disk,
+                                                         capsys):
+    f = tmp_path / "good.toml"
+    f.write_text(GOOD.replace("fractions = [0.25]", "fractions = [0.25]\nseeds = [0, 1, 2]"))
+
+    def refused(out):
+        assert main(["run", str(f), "--no-report", "-o", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and not out.exists(), err
+        return err
+
+    # a file where a folder of the path belongs: refused before any work
+    (tmp_path / "afile").write_text("x")
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in refused(tmp_path / "afile" / "run")
+    # a disk that fills up after the first cells (a subprocess: its exit status and all it
+    # prints): one line, the cells kept, the resume command; with space again, that
+    # command completes the run
+    filler = tiny_disk / "filler"
+    filler.write_bytes(b"\0" * (88 << 10))               # 40 KiB left: 1 to 5 cells fit
+    out = tiny_disk / "run"
+    r = lshprof_run("run", f, "--no-report", "-o", out)
+    assert r.returncode == 2, r.stderr
+    err = r.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in r.stderr and err.startswith("lshprof run: error: cannot write ")
+    assert "No space left on device; free space or choose another folder with -o" in err
+    kept = load_results(out)
+    assert 1 <= kept["cell"].nunique() < 6 and f"{kept['cell'].nunique()} of 6 cells" in err
+    assert read_run(out)["status"] in ("failed", "running")
+    command = err.split("resume with: ")[1].split()
+    assert command[:2] == ["lshprof", "run"]
+    filler.unlink()
+    assert main(command[1:] + ["-q"]) == 0
+    df = load_results(out)
+    assert df["cell"].nunique() == 6 and len(df) == 6 and read_run(out)["complete"]
+    assert not df.duplicated(["cell", "epoch"]).any()
+    kept = kept.set_index("cell")["wall_elapsed_s"]         # the kept cells were not re-run
+    assert df.set_index("cell")["wall_elapsed_s"][kept.index].tolist() == kept.tolist()
+    # a full disk before anything is written
+    with open(filler, "wb", buffering=0) as fh, pytest.raises(OSError, match="No space"):
+        while True:
+            fh.write(b"\0" * 4096)
+    assert "no space left on the device" in refused(tiny_disk / "none")
+    # a read-only file system
+    filler.unlink()
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_disk)], check=True)
+    assert "read-only file system" in refused(tiny_disk / "ro")
+
+
+MARKUP = GOOD.replace('name = "t"', 'name = "t"\ndescription = "a [/bold] test of [red]text"') \
+    .replace("[methods.dense]", '[methods."[blink red]dense"]\nmethod = "dense"') \
+    .replace("[methods.lsh]", '[methods."lsh[/]"]\nmethod = "lsh"')
+
+
+def test_scenario_text_is_printed_as_text(tmp_path, capsys, monkeypatch):
+    """Markup in a description or a method label is shown as written, on a terminal
+    (FORCE_COLOR: the live progress bar) and in a log (one line per cell)."""
+    f = tmp_path / "markup.toml"
+    f.write_text(MARKUP)
+    for terminal in (True, False):
+        if terminal:
+            monkeypatch.setenv("FORCE_COLOR", "1")
+            monkeypatch.setenv("COLUMNS", "200")
+        else:
+            monkeypatch.delenv("FORCE_COLOR", raising=False)
+        out = tmp_path / f"out-{terminal}"
+        assert main(["run", str(f), "--no-report", "-o", str(out)]) == 0
+        r = capsys.readouterr()
+        assert "a [/bold] test of [red]text" in r.err
+        assert "[blink red]dense" in r.out and "lsh[/]" in r.out
+        assert set(load_results(out)["method"]) == {"[blink red]dense", "lsh[/]"}
+    assert "lsh[/] @ 0.25" in r.err                          # the log's cell lines

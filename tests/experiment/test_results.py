@@ -20,8 +20,9 @@ import pytest
 
 from lshprof.errors import ResultsError
 from lshprof.experiment.results import (CELL_FORMAT, CELLS_DIR, FORMAT, FORMAT_VERSION,
-                                        FORMAT_VERSIONS, RUN_FILE, TABLE_FILE, RunWriter,
-                                        cell_filename, load_results, machine_id, read_run)
+                                        FORMAT_VERSIONS, HOLDER_FILE, LOCK_FILE, RUN_FILE,
+                                        TABLE_FILE, RunWriter, cell_filename, load_results,
+                                        lock_holder, machine_id, read_run)
 
 DATA = Path(__file__).resolve().parents[1] / "data"  # tests/data: fixture files
 V1 = DATA / "results-v1"          # made by tests/data/make_results_v1.py with the version-1 code
@@ -422,13 +423,17 @@ def test_kill_9_at_random_instants(tmp_path, cli_env):
     before: set[str] = set()
     for attempt in range(6):
         proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(folder)], env=cli_env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            first = proc.stdout.readline()
-            assert first.startswith("ready"), proc.stderr.read()
+            # the first line byte by byte from the pipe: a buffered readline could take the
+            # next lines with it, where communicate() would no longer see them
+            first = b""
+            while not first.endswith(b"\n") and (ch := os.read(proc.stdout.fileno(), 1)):
+                first += ch
+            assert first.startswith(b"ready"), proc.stderr.read()
             time.sleep(rng.uniform(0.005, 0.25))
             proc.kill()                                      # SIGKILL
-            out, err = proc.communicate(timeout=60)
+            out, err = (b.decode() for b in proc.communicate(timeout=60))
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -498,7 +503,9 @@ def test_writes_leave_no_temp_files(tmp_path):
             assert temp_files(folder) == []
         w.update(totals={"x": 1})
         assert temp_files(folder) == []
-    assert sorted(p.name for p in folder.iterdir()) == sorted([RUN_FILE, CELLS_DIR])
+    # the lock file stays (hidden, empty, no longer held); the holder's record is gone
+    assert sorted(p.name for p in folder.iterdir()) == sorted([RUN_FILE, CELLS_DIR, LOCK_FILE])
+    assert (folder / LOCK_FILE).stat().st_size == 0
     assert cell_files(folder) == sorted(cell_filename(f"c{i}") for i in range(3))
     assert read_run(folder)["totals"] == {"x": 1}
 
@@ -531,8 +538,10 @@ def test_failed_write_leaves_no_partial_file_and_the_old_state(tmp_path, monkeyp
         monkeypatch.setattr(builtins, "open", half_open)
     else:
         monkeypatch.setattr(os, fail, boom)
-    with pytest.raises(OSError):
+    with pytest.raises(ResultsError) as ei:     # one line: the file, the reason, the fix
         w.add_cell("b", [{"method": "m", "seed": 0, "epoch": 2, "x": 0.2}])
+    assert str(ei.value) == (f"cannot write {folder / CELLS_DIR / cell_filename('b')}: No space "
+                             "left on device; free space or choose another folder with -o")
     monkeypatch.undo()
     assert snapshot(folder) == before and temp_files(folder) == []
     assert w.finished_cells() == {"a": 1}
@@ -1016,3 +1025,277 @@ def test_runner_columns_carry_units(tmp_path):
         assert pd.api.types.is_integer_dtype(df[c]) and (df[c] > 0).all(), c
     assert ((df["eval_accuracy"] >= 0) & (df["eval_accuracy"] <= 1)).all()
     assert (df["energy_j"] > 0).all() and (df["wall_total_s"] > 0).all()
+
+
+# -- what the loaders refuse rather than guess (issue 18) -------------------------------------------
+def _cell_path(folder, cell_id):
+    return folder / CELLS_DIR / cell_filename(cell_id)
+
+
+def test_an_epoch_twice_in_a_cell_file_is_refused(tmp_path):
+    """Duplicated rows double a method's time: a cell file holding an epoch twice (even two
+    identical rows) is refused, naming the file, the cell and the epoch."""
+    folder = write_run(tmp_path / "r", [{"wall_total_s": 1.0}, {"wall_total_s": 2.0}])
+    f = _cell_path(folder, "c1")
+    doc = json.loads(f.read_text())
+    doc["rows"] = doc["rows"] * 2                       # the same row, twice
+    f.write_text(json.dumps(doc))
+    for call in (load_results, lambda p: RunWriter(p, {}, resume=True)):
+        with pytest.raises(ResultsError) as ei:
+            call(folder)
+        msg = str(ei.value)
+        assert str(f) in msg and "epoch 2 of cell 'c1' twice" in msg and "\n" not in msg
+
+
+def test_a_copied_cell_file_is_refused(tmp_path):
+    folder = write_run(tmp_path / "r", [{"wall_total_s": 1.0}])
+    f = _cell_path(folder, "c0")
+    copy = f.with_name("copy-of-" + f.name)
+    shutil.copy(f, copy)
+    with pytest.raises(ResultsError) as ei:
+        load_results(folder)
+    assert str(f) in str(ei.value) and str(copy) in str(ei.value) and "'c0'" in str(ei.value)
+
+
+def test_v1_repeated_row_is_refused(tmp_path):
+    folder = v1_copy(tmp_path)
+    table = folder / TABLE_FILE
+    lines = table.read_text().splitlines(keepends=True)
+    table.write_text("".join(lines + [lines[2]]))       # the second row again, at the end
+    with pytest.raises(ResultsError) as ei:
+        load_results(folder)
+    msg = str(ei.value)
+    cell = json.loads(json.dumps(load_results(v1_copy(tmp_path / "clean"))["cell"][1]))
+    assert str(table) in msg and f"of cell {cell!r} twice" in msg
+    assert "rows 2 and 5" in msg and "delete the repeated line" in msg
+
+
+@pytest.mark.parametrize("value, shown", [("many", "'many'"), ("12 MACs", "'12 MACs'"),
+                                          ("true", None)])
+def test_v1_text_in_a_numeric_column_is_refused(tmp_path, value, shown):
+    import csv as csvmod
+
+    folder = v1_copy(tmp_path)
+    table = folder / TABLE_FILE
+    rows = list(csvmod.reader(table.open(newline="")))
+    col = rows[0].index("macs_forward")
+    for r in rows[1:]:
+        r[col] = value if value == "true" else r[col]
+    rows[3][col] = value
+    with table.open("w", newline="") as fh:
+        csvmod.writer(fh, lineterminator="\n").writerows(rows)
+    with pytest.raises(ResultsError) as ei:
+        load_results(folder)
+    msg = str(ei.value)
+    assert str(table) in msg and "column macs_forward" in msg and "not a number" in msg
+    assert ("row 3" in msg and shown in msg) if shown else "row 1" in msg
+
+
+def test_v1_missing_and_nan_text_are_missing_never_zero(tmp_path):
+    import csv as csvmod
+
+    folder = v1_copy(tmp_path)
+    table = folder / TABLE_FILE
+    rows = list(csvmod.reader(table.open(newline="")))
+    head = rows[0]
+    rows[1][head.index("macs_forward")] = ""         # an empty MAC cell
+    rows[2][head.index("macs_forward")] = "NaN"      # NaN written as text
+    rows[3][head.index("wall_total_s")] = "inf"
+    with table.open("w", newline="") as fh:
+        csvmod.writer(fh, lineterminator="\n").writerows(rows)
+    df = load_results(folder)
+    assert df["macs_forward"].dtype.kind == "f"      # numbers, with NaN for the missing
+    assert math.isnan(df["macs_forward"][0]) and math.isnan(df["macs_forward"][1])
+    assert df["macs_forward"][2] > 0 and df["wall_total_s"][2] == math.inf
+
+
+@pytest.mark.parametrize("column, value", [("macs_forward", "many"), ("wall_total_s", True),
+                                           ("energy_j", [1.0]), ("epoch", "2"),
+                                           ("eval_accuracy", {"v": 0.5})])
+def test_text_in_a_numeric_column_of_a_cell_is_refused(tmp_path, column, value):
+    folder = write_run(tmp_path / "r", [{"macs_forward": 10, "wall_total_s": 0.5}])
+    f = _cell_path(folder, "c0")
+    doc = json.loads(f.read_text())
+    doc["rows"][0][column] = value
+    f.write_text(json.dumps(doc))
+    with pytest.raises(ResultsError) as ei:
+        load_results(folder)
+    msg = str(ei.value)
+    assert str(f) in msg and f"column {column} holds" in msg and "not a number" in msg
+    assert "row 1 of cell 'c0'" in msg and "delete it and resume" in msg
+
+
+def test_missing_values_of_a_cell_stay_missing(tmp_path):
+    """null (NaN as written) and a missing key stay NaN; infinities stay infinite: the loader
+    never turns a missing MAC count or time into a number."""
+    folder = write_run(tmp_path / "r", [
+        {"macs_forward": None, "wall_total_s": math.inf, "energy_j": math.nan},
+        {"wall_total_s": 0.5},
+        {"macs_forward": 7, "wall_total_s": -math.inf, "energy_j": 1.5}])
+    df = load_results(folder)
+    assert df["macs_forward"].isna().tolist() == [True, True, False]
+    assert df["macs_forward"][2] == 7
+    assert df["wall_total_s"].tolist() == [math.inf, 0.5, -math.inf]
+    assert df["energy_j"].isna().tolist() == [True, True, False]
+
+
+def test_numeric_columns_by_name():
+    from lshprof.experiment.results import numeric_column
+
+    for c in ("macs_forward", "eval_macs_total", "wall_total_s", "eval_wall_select_s", "jit_s",
+              "energy_j", "energy_macs_j", "eval_accuracy", "epoch", "seed", "threads",
+              "fraction", "loss", "mac_share", "samples_per_s"):
+        assert numeric_column(c), c
+    for c in ("method", "cell", "energy_source", "energy_backend", "energy_note", "params",
+              "layer_active_fraction", "worker_samples", "mode", "hidden"):
+        assert not numeric_column(c), c
+
+
+def test_binary_run_json_is_one_line(tmp_path):
+    folder = write_run(tmp_path / "r", [{}])
+    (folder / RUN_FILE).write_bytes(b'{"format": "lshprof-run", \xff\xfe binary')
+    for call in (load_results, read_run, lambda p: RunWriter(p, {}, resume=True)):
+        with pytest.raises(ResultsError) as ei:
+            call(folder)
+        msg = str(ei.value)
+        assert str(folder / RUN_FILE) in msg and "not UTF-8" in msg and "\n" not in msg
+        assert "0xff" in msg and str(folder / CELLS_DIR) in msg
+
+
+@pytest.mark.parametrize("key, value, expect", [
+    ("rows", math.nan, "count of rows"), ("rows", "many", "count of rows"),
+    ("rows", -1, "count of rows"), ("rows", True, "count of rows"),
+    ("cells", "3", "count of cells"), ("cells", 2.5, "count of cells"),
+    ("scenario", "oops", "not an object"), ("scenario", [1], "not an object"),
+    ("complete", "yes", "true or false"), ("plan", "a,b", "list of cell ids"),
+    ("plan", [1, 2], "list of cell ids"), ("resumed_at", "2025-01-01", "list of times"),
+    ("machine", "x", "not an object"), ("energy", 3, "not an object"),
+    ("resumes", {}, "a list"), ("data_digest", 5, "a text"),
+])
+def test_bad_run_json_values_are_named(tmp_path, key, value, expect):
+    folder = write_run(tmp_path / "r", [{"x": 1}])
+    _rewrite_run(folder, **{key: value})
+    for call in (load_results, read_run, lambda p: RunWriter(p, {}, resume=True)):
+        with pytest.raises(ResultsError) as ei:
+            call(folder)
+        msg = str(ei.value)
+        assert str(folder / RUN_FILE) in msg and f'"{key}" is ' in msg and expect in msg
+        assert "\n" not in msg
+
+
+@pytest.mark.parametrize("key, value", [("name", 3), ("fingerprint", ["x"]), ("settings", "s")])
+def test_bad_scenario_values_are_named(tmp_path, key, value):
+    folder = write_run(tmp_path / "r", [{"x": 1}])
+    _rewrite_run(folder, scenario={"name": "r", key: value})
+    with pytest.raises(ResultsError, match=f'"scenario.{key}" is '):
+        load_results(folder)
+
+
+def test_missing_or_null_run_keys_still_load(tmp_path):
+    """Older run files lack keys; null stands for missing."""
+    folder = write_run(tmp_path / "r", [{"x": 1}])
+    meta = json.loads((folder / RUN_FILE).read_text())
+    for k in ("cells", "rows", "complete", "started_at", "ended_at"):
+        meta.pop(k)
+    meta.update(scenario=None, plan=None, machine=None)
+    (folder / RUN_FILE).write_text(json.dumps(meta))
+    assert list(load_results(folder)["x"]) == [1]
+
+
+# -- one writer per folder -----------------------------------------------------------------------------
+def test_second_writer_is_refused_naming_the_first(tmp_path):
+    folder = tmp_path / "r"
+    w = RunWriter(folder, {"scenario": {"name": "first"}})
+    w.add_cell("a", [{"epoch": 1, "x": 1.0}])
+    holder = json.loads((folder / HOLDER_FILE).read_text())
+    assert holder["pid"] == os.getpid() and holder["started_at"] and holder["command"]
+    assert lock_holder(folder).startswith(f"pid {os.getpid()}, started ")
+    before = snapshot(folder)
+    with pytest.raises(ResultsError) as ei:
+        RunWriter(folder, {}, resume=True)
+    msg = str(ei.value)
+    assert f"{folder} is being written by another lshprof run (pid {os.getpid()}" in msg
+    assert "nothing was written" in msg and "\n" not in msg
+    assert snapshot(folder) == before
+    # a reader reads the live folder, and ignores the lock files
+    df = load_results(folder)
+    assert list(df["x"]) == [1.0] and set(df["run_status"]) == {"running"}
+    w.finish("interrupted")
+    assert lock_holder(folder) is None and not (folder / HOLDER_FILE).exists()
+    with RunWriter(folder, {}, resume=True) as w2:
+        assert w2.finished_cells() == {"a": 1}
+        w2.add_cell("b", [{"epoch": 1, "x": 2.0}])
+    assert list(load_results(folder)["x"]) == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("how", ["exception", "ctrl-c", "close", "dropped"])
+def test_every_way_out_releases_the_folder(tmp_path, how):
+    folder = tmp_path / "r"
+    if how == "close":
+        w = RunWriter(folder, {})
+        w.close()
+        assert read_run(folder)["status"] == "running"
+    elif how == "dropped":
+        RunWriter(folder, {})                        # no reference kept: released
+    else:
+        with pytest.raises((RuntimeError, KeyboardInterrupt)):
+            with RunWriter(folder, {}):
+                raise RuntimeError("x") if how == "exception" else KeyboardInterrupt
+    assert lock_holder(folder) is None
+    RunWriter(folder, {}, resume=True).finish()
+
+
+def test_writer_that_cannot_open_leaves_nothing(tmp_path, monkeypatch):
+    # a file where a folder of the path belongs
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ResultsError) as ei:
+        RunWriter(tmp_path / "file" / "run", {})
+    assert "Not a directory" in str(ei.value) and "-o" in str(ei.value)
+    assert (tmp_path / "file").read_text() == "x"
+    # a full disk at run.json: the folders it made are gone again
+    def full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(ResultsError) as ei:
+        RunWriter(tmp_path / "a" / "b" / "run", {})
+    monkeypatch.undo()
+    assert str(ei.value) == (f"cannot write {tmp_path / 'a' / 'b' / 'run' / RUN_FILE}: No space "
+                             "left on device; free space or choose another folder with -o")
+    assert not (tmp_path / "a").exists()
+
+
+def test_the_error_that_stopped_the_run_is_the_one_seen(tmp_path, monkeypatch):
+    """A full disk at a cell: leaving the block cannot write run.json either, and the cell's
+    error is the one raised (not a second one about run.json, chained onto it)."""
+    folder = tmp_path / "r"
+
+    def full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(ResultsError) as ei:
+        with RunWriter(folder, {}) as w:
+            w.add_cell("a", [{"epoch": 1}])
+            monkeypatch.setattr(os, "replace", full)
+            w.add_cell("b", [{"epoch": 1}])
+    monkeypatch.undo()
+    assert cell_filename("b") in str(ei.value) and RUN_FILE not in str(ei.value)
+    assert lock_holder(folder) is None
+    assert read_run(folder)["status"] == "running" and list(load_results(folder)["epoch"]) == [1]
+
+
+def test_atomic_writer_cleanup_keeps_the_first_error(tmp_path):
+    from lshprof.files import write_error_message, write_text_atomic
+
+    (tmp_path / "file").write_text("x")
+    target = tmp_path / "file" / "out.json"
+    with pytest.raises(NotADirectoryError) as ei:
+        write_text_atomic(target, "{}")
+    assert ei.value.__context__ is None               # no clean-up error chained onto it
+    assert write_error_message(target, ei.value, kind="folder", option="-o") == (
+        f"cannot write {target}: Not a directory; a part of the path is a file, not a folder; "
+        "choose another folder with -o")
+    assert write_error_message("x.json", OSError(30, "Read-only file system"), kind="file",
+                               option="--json") == ("cannot write x.json: Read-only file system; "
+                                                    "choose another file with --json, on a "
+                                                    "writable file system")

@@ -252,8 +252,11 @@ def test_auto_fallback_with_powercap_stubbed(tmp_path, data, monkeypatch):
             raise EnergyUnavailable(f"no powercap folder at {tmp_path / 'x'}",
                                     reason="not present")
 
+    from lshprof.measure.energy.powercap import resolve_root
+
     stub = types.ModuleType("lshprof.measure.energy.powercap")
     stub.PowercapMeter = Unavailable
+    stub.resolve_root = resolve_root   # the run records the folder it was asked to read
     monkeypatch.setitem(sys.modules, "lshprof.measure.energy.powercap", stub)
     msgs = []
     run_all(tmp_path / "run", data, epochs=1, cells=CELLS[:1], energy="auto",
@@ -423,3 +426,112 @@ def test_no_output_folder_measures_without_writing(tmp_path, data, monkeypatch):
                           data=data).rows
     assert runner.writer is None and len(rows) == 1 and rows[0]["energy_j"] > 0
     assert list(tmp_path.iterdir()) == []
+
+
+# -- a resume measures as the run it adds to (issue 18) ------------------------------------------------
+def _interrupted_run(folder, data, **kw):
+    """One finished cell in ``folder``, then Ctrl-C: a run to resume."""
+    kw.setdefault("energy", "estimate")
+    with pytest.raises(KeyboardInterrupt):
+        with Runner(folder, scenario={"name": "t"}, **kw) as runner:
+            runner.run(cell("dense", "dense", epochs=1), data=data)
+            raise KeyboardInterrupt
+    return {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_run_json_records_the_measurement_and_the_data(tmp_path, data, monkeypatch):
+    from lshprof.data.digest import split_digest
+    from lshprof.experiment.runner import measurement_settings
+
+    monkeypatch.delenv("LSHPROF_POWERCAP_ROOT", raising=False)
+    monkeypatch.delenv("LSHPROF_ENERGY_MODEL", raising=False)
+    _interrupted_run(tmp_path / "r", data, energy="auto", idle_s=0.0,
+                     data_digest=split_digest(data))
+    run = read_run(tmp_path / "r")
+    assert run["data_digest"] == split_digest(data) and len(run["data_digest"]) == 64
+    assert run["measurement"] == {"energy": "auto", "powercap_root": "/sys/class/powercap",
+                                  "energy_model": None, "idle_baseline_s": 0.0}
+    # a setting that the backend requested does not use is not part of it
+    assert measurement_settings("none", powercap_root="/a", energy_model="m.json") == \
+        {"energy": "none", "powercap_root": None, "energy_model": None, "idle_baseline_s": 0.0}
+    assert measurement_settings("estimate", energy_model="m.json")["energy_model"] == \
+        os.path.abspath("m.json")
+    monkeypatch.setenv("LSHPROF_POWERCAP_ROOT", "/elsewhere")
+    assert measurement_settings("powercap")["powercap_root"] == "/elsewhere"
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"idle_s": 0.05}, "an idle baseline of 0 s, now an idle baseline of 0.05 s"),
+    ({"energy_model": "/models/m.json"},
+     "the published energy figures (no model file), now energy model /models/m.json"),
+    ({"energy": "none"}, "energy backend estimate, now energy backend none"),
+    ({"data_digest": "f" * 64}, "whose data differ (data digest "),
+])
+def test_resume_that_would_measure_otherwise_is_refused(tmp_path, data, change, words):
+    from lshprof.data.digest import split_digest
+
+    folder = tmp_path / "r"
+    digest = split_digest(data)
+    before = _interrupted_run(folder, data, data_digest=digest)
+    kw = {"energy": "estimate", "data_digest": digest, **change}
+    with pytest.raises(ConfigError) as ei:
+        with Runner(folder, scenario={"name": "t"}, resume=True, **kw):
+            pass
+    msg = str(ei.value)
+    assert str(folder) in msg and words in msg and "choose another folder with -o" in msg
+    assert "\n" not in msg
+    if "data_digest" in change:
+        assert f"{digest[:12]} then, {'f' * 12} now" in msg
+    assert {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    # the same settings resume
+    with Runner(folder, scenario={"name": "t"}, resume=True, energy="estimate",
+                data_digest=digest) as runner:
+        runner.run(cell("topk", "topk", {"fraction": FRACTION}, FRACTION, epochs=1), data=data)
+    assert read_run(folder)["status"] == "complete" and read_run(folder)["cells"] == 2
+
+
+def test_resume_refused_when_auto_would_fall_back(tmp_path, data, fake_meter, monkeypatch):
+    """The first cells measured (a powercap meter), the resume would estimate: refused
+    before anything is written, naming both backends and why."""
+    folder = tmp_path / "r"
+    before = _interrupted_run(folder, data, energy="auto")
+    monkeypatch.undo()                   # the real auto now: powercap where readable, else
+    with pytest.raises(ConfigError) as ei:          # the estimate, with the reason
+        with Runner(folder, scenario={"name": "t"}, resume=True, energy="auto"):
+            pass
+    msg = str(ei.value)
+    assert "holds a run whose energy the fake backend gave (measured), but the " in msg
+    assert "resume where fake works" in msg and "\n" not in msg
+    if "the estimate backend would give it now" in msg:
+        assert "powercap unavailable" in msg
+    assert {p.name: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_older_run_resumes_with_a_notice(tmp_path):
+    from lshprof.experiment.runner import check_resume, measurement_settings
+
+    old = {"energy": {"backend": "estimate", "source": "estimated"}}
+    notes = check_resume("runs/x", old, measurement=measurement_settings("estimate"),
+                         data_digest="a" * 64, backend="estimate")
+    assert len(notes) == 2
+    assert "before lshprof recorded its measurement settings" in notes[0]
+    assert "cannot be checked" in notes[1] and "digest" in notes[1]
+
+
+def test_full_disk_on_exit_keeps_the_cells_and_says_so(tmp_path, data, monkeypatch):
+    """run.json cannot take the totals (the disk filled up during the last cell): one
+    ResultsError naming run.json, the cells written stay, the folder is released."""
+    from lshprof.experiment.results import lock_holder
+
+    folder = tmp_path / "r"
+    with pytest.raises(ResultsError) as ei:
+        with Runner(folder, scenario={"name": "t"}, energy="estimate") as runner:
+            runner.run(cell("dense", "dense", epochs=1), data=data)
+
+            def full(src, dst):
+                raise OSError(28, "No space left on device")
+            monkeypatch.setattr(os, "replace", full)
+    monkeypatch.undo()
+    assert str(ei.value) == (f"cannot write {folder / 'run.json'}: No space left on device; "
+                             "free space or choose another folder with -o")
+    assert lock_holder(folder) is None and len(load_results(folder)) == 1

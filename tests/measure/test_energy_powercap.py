@@ -56,7 +56,7 @@ def one_line(exc):
 
 # ---- zones and what is added -----------------------------------------------------------
 
-def test_intel_two_sockets_adds_packages_and_dram_only(intel):
+def test_intel_two_sockets_adds_packages_and_dram_only(intel, clock):
     meter = PowercapMeter(str(intel.root), background=False)
     labels = [z.label for z in meter.zones]
     assert labels == ["package-0", "package-0/core", "package-0/uncore", "package-0/dram",
@@ -73,6 +73,7 @@ def test_intel_two_sockets_adds_packages_and_dram_only(intel):
                         ("intel-rapl:1", 25_000_000), ("intel-rapl:1:0", 9_000_000),
                         ("intel-rapl:1:1", 6_000_000), ("intel-rapl:2", 100_000_000)):
         intel.add(zone_id, uj)
+    clock.advance(1)  # 100 J of psys in a second: within its 1000 W
     r = meter.interval(m0, meter.mark())
     assert (r.backend, r.source, r.note) == ("powercap", "measured", "")
     assert r.energy_j == 65.0  # 30 + 4 + 25 + 6: packages and drams, not core/uncore/psys
@@ -81,7 +82,7 @@ def test_intel_two_sockets_adds_packages_and_dram_only(intel):
                        "package-1/dram": 6.0, "psys": 100.0}
     assert r.domains == {"package": 55.0, "core": 21.0, "uncore": 1.0, "dram": 10.0,
                          "psys": 100.0}
-    assert r.wall_s >= 0
+    assert r.wall_s == 1.0
 
 
 def test_each_zone_counted_once_in_every_layout(tmp_path):
@@ -170,11 +171,11 @@ def test_one_wrap_between_two_marks(tmp_path):
 
 
 def test_three_wraps_with_polls_in_between(tmp_path, clock):
-    # range 10 J; at the 1 W assumed here a counter wraps in 10 s, polls come every second
+    # range 10 J; at the 8 W assumed here a counter wraps in 1.25 s, polls come every second
     tree = make_tree(tmp_path, [("intel-rapl:0", "package-0", 9_000_000,
                                  {"max_uj": 10_000_000})])
-    meter = PowercapMeter(str(tree.root), max_power_w=1.0, background=False)
-    assert meter.wrap_s == {"package-0": 10.0}
+    meter = PowercapMeter(str(tree.root), max_power_w=8.0, background=False)
+    assert meter.wrap_s == {"package-0": 1.25}
     clock.advance(1)
     m0 = meter.mark()
     for raw in (6_000_000, 3_000_000, 1_000_000):  # +7 J, +7 J, +8 J: three wraps
@@ -203,10 +204,10 @@ def test_polls_too_far_apart_are_flagged(tmp_path, clock):
     assert "counter may have wrapped unseen between polls at 1.000 s and 101.000 s" in r.note
     assert "figures may be low" in r.note and "package-0" in r.note and "\n" not in r.note
     # a later reading that does not span the gap carries no note; one that spans it does
-    tree.set("intel-rapl:0", 6_000_000)
+    tree.set("intel-rapl:0", 4_500_000)
     clock.advance(1)
     m2 = meter.mark()
-    assert meter.interval(m1, m2).note == "" and meter.interval(m1, m2).energy_j == 2.0
+    assert meter.interval(m1, m2).note == "" and meter.interval(m1, m2).energy_j == 0.5
     assert "figures may be low" in meter.interval(m0, m2).note
 
 
@@ -458,3 +459,249 @@ def test_describe(intel):
     assert d["max_power_w"]["psys"] == 1000.0
     assert d["summary"] == ("8 zones: package-0, package-0/core, package-0/uncore, package-0/dram, "
                             "package-1, package-1/core, package-1/dram, psys; polled every 60 s")
+
+
+# ---- counters that step back, subzones alone, files that are not files (issue 18, item 7) --------
+
+ONE_SOCKET = [("intel-rapl:0", "package-0", 5_000_000), ("intel-rapl:0:0", "core", 1_000_000),
+              ("intel-rapl:0:1", "dram", 2_000_000)]
+
+
+def test_counter_that_steps_back_is_no_figure(tmp_path, clock):
+    tree = make_tree(tmp_path, ONE_SOCKET)
+    meter = PowercapMeter(str(tree.root), background=False)
+    m0 = meter.mark()
+    tree.set("intel-rapl:0", 4_999_000)  # 1 mJ back: read as a wrap, 262 kJ in 12 ms (22 MW)
+    tree.add("intel-rapl:0:0", 100_000)
+    tree.add("intel-rapl:0:1", 200_000)
+    clock.advance(0.012)
+    m1 = meter.mark()
+    r = meter.interval(m0, m1)
+    assert (r.source, r.energy_j, r.power_w) == ("measured", None, None)
+    assert r.zones == {"package-0": None, "package-0/core": 0.1, "package-0/dram": 0.2}
+    assert r.domains == {"package": None, "core": 0.1, "dram": 0.2}
+    assert r.note == ("counter reset or stepped back on package-0 (energy_uj fell from 5000000 to "
+                      "4999000, which read as a wrap would be 262143 J in 0.012 s, over the "
+                      "zone's 1000 W maximum): no measurement for this interval")
+    # the next interval measures again from the counter's new value; one spanning both cannot
+    tree.add("intel-rapl:0", 30_000_000)
+    clock.advance(1)
+    m2 = meter.mark()
+    after = meter.interval(m1, m2)
+    assert (after.energy_j, after.note) == (30.0, "")
+    spanning = meter.interval(m0, m2)
+    assert spanning.energy_j is None and spanning.zones["package-0"] is None
+    assert spanning.note.startswith("counter reset or stepped back on package-0 ")
+    assert spanning.zones["package-0/dram"] == 0.2
+
+
+def test_counter_that_leaps_forward_or_steps_back_twice(tmp_path, clock):
+    tree = make_tree(tmp_path, ONE_SOCKET)
+    meter = PowercapMeter(str(tree.root), background=False)
+    m0 = meter.mark()
+    tree.add("intel-rapl:0", 5_000_000_000)  # 5 kJ in 1 s
+    clock.advance(1)
+    meter.poll()
+    tree.add("intel-rapl:0", -1)
+    clock.advance(1)
+    r = meter.interval(m0, meter.mark())
+    assert r.energy_j is None
+    assert r.note == ("counter jumped on package-0 (energy_uj rose from 5000000 to 5005000000, "
+                      "5000 J in 1 s, over the zone's 1000 W maximum) and 1 more time(s): "
+                      "no measurement for this interval")
+
+
+def test_step_back_of_a_subzone_leaves_the_total(tmp_path, clock):
+    tree = make_tree(tmp_path, ONE_SOCKET)
+    meter = PowercapMeter(str(tree.root), background=False)
+    m0 = meter.mark()
+    tree.add("intel-rapl:0", 2_000_000)
+    tree.set("intel-rapl:0:0", 0)  # core reset to 0
+    clock.advance(1)
+    r = meter.interval(m0, meter.mark())
+    assert r.energy_j == 2.0 and r.zones["package-0/core"] is None and r.domains["core"] is None
+    assert r.note == ("counter reset or stepped back on package-0/core (energy_uj fell from "
+                      "1000000 to 0, which read as a wrap would be 262142 J in 1 s, over the "
+                      "zone's 1000 W maximum): no package-0/core figure for this interval (the "
+                      "total does not use it)")
+
+
+def test_plausible_wraps_stay_wraps_against_the_zone_maximum(tmp_path, clock):
+    # advertised 50 W, so 100 W with the headroom; range 200 J wraps in 2 s at 100 W
+    tree = make_tree(tmp_path, [("intel-rapl:0", "package-0", 150_000_000,
+                                 {"max_uj": 200_000_000, "max_power_uw": 50_000_000})])
+    meter = PowercapMeter(str(tree.root), background=False)
+    m0 = meter.mark()
+    tree.set("intel-rapl:0", 40_000_000)  # a wrap: 90 J in 1 s, 90 W
+    clock.advance(1)
+    m1 = meter.mark()
+    assert (meter.interval(m0, m1).energy_j, meter.interval(m0, m1).note) == (90.0, "")
+    tree.set("intel-rapl:0", 190_000_000)  # no wrap but 150 J in 1 s: 150 W
+    clock.advance(1)
+    r = meter.interval(m1, meter.mark())
+    assert r.energy_j is None and r.note.startswith("counter jumped on package-0 (")
+    assert "over the zone's 100 W maximum" in r.note
+    assert meter.ceiling_w == {"package-0": 50.0 * powercap.ADVERTISED_HEADROOM} == {
+        "package-0": 100.0}
+    # no advertised limit: the 1000 W default, as it is
+    d = make_tree(tmp_path / "d", [("intel-rapl:0", "package-0", 0)])
+    meter = PowercapMeter(str(d.root), background=False)
+    m0 = meter.mark()
+    d.add("intel-rapl:0", 1_000_000_000)
+    clock.advance(1)
+    m1 = meter.mark()
+    assert meter.interval(m0, m1).energy_j == 1000.0
+    d.add("intel-rapl:0", 1_100_000_000)
+    clock.advance(1)
+    assert meter.interval(m1, meter.mark()).energy_j is None
+    assert meter.ceiling_w == {"package-0": powercap.DEFAULT_MAX_POWER_W} == {"package-0": 1000.0}
+
+
+def test_subzones_alone_are_not_a_total(tmp_path, clock):
+    no_pkg = [("intel-rapl:0", "package-0", 0, {"energy": False}),
+              ("intel-rapl:0:0", "core", 0), ("intel-rapl:0:1", "dram", 0)]
+    for layout in ("sysfs", "plain"):
+        tree = make_tree(tmp_path / layout, no_pkg, layout=layout)
+        meter = PowercapMeter(str(tree.root), background=False)
+        m0 = meter.mark()
+        tree.add("intel-rapl:0:0", 3_000_000)
+        tree.add("intel-rapl:0:1", 1_000_000)
+        clock.advance(1)
+        r = meter.interval(m0, meter.mark())
+        assert (r.source, r.energy_j) == ("measured", None), layout
+        assert r.zones == {"package-0/core": 3.0, "package-0/dram": 1.0}
+        assert r.note == ("package-0 has no energy counter (only its subzones core, dram have "
+                          "one): the total cannot be measured, since core and uncore are only "
+                          "parts of a package and dram lies outside it")
+        assert [z.orphan for z in meter.zones] == [True, True]
+    # a core subzone with no parent folder at all
+    tree = make_tree(tmp_path / "bare", [("intel-rapl:0:0", "core", 0)], layout="plain")
+    meter = PowercapMeter(str(tree.root), background=False)
+    m0 = meter.mark()
+    tree.add("intel-rapl:0:0", 3_000_000)
+    r = meter.interval(m0, meter.mark())
+    assert r.energy_j is None and r.zones == {"intel-rapl:0/core": 3.0}
+    assert r.note.startswith("intel-rapl:0 has no energy counter (only its subzone core has one)")
+    # with psys, the whole platform is the total, and the note says why
+    tree = make_tree(tmp_path / "psys", no_pkg + [("intel-rapl:1", "psys", 0)])
+    meter = PowercapMeter(str(tree.root), background=False)
+    m0 = meter.mark()
+    tree.add("intel-rapl:0:0", 3_000_000)
+    tree.add("intel-rapl:1", 9_000_000)
+    clock.advance(1)
+    r = meter.interval(m0, meter.mark())
+    assert r.energy_j == 9.0
+    assert r.note == ("package-0 has no energy counter (only its subzones core, dram have one): "
+                      "the total is psys, the whole platform")
+
+
+def _without_hanging(fn, fifos, timeout_s=5.0):
+    """``fn()``'s result or exception; a FIFO read that blocks is released and fails the test."""
+    out = {}
+
+    def target():
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            out["error"] = exc
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(timeout_s)
+    if t.is_alive():
+        for f in fifos:  # a writer that opens and closes gives the blocked reader end-of-file
+            os.close(os.open(f, os.O_WRONLY | os.O_NONBLOCK))
+        t.join(timeout_s)
+        pytest.fail(f"reading the tree blocked on a FIFO for {timeout_s} s")
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
+def test_fifo_or_folder_in_place_of_a_counter_is_refused(tmp_path):
+    from lshprof.measure.energy import backend_status
+
+    tree = make_tree(tmp_path / "fifo", INTEL_2S)
+    fifo = tree.fifo("intel-rapl:1")
+    with pytest.raises(EnergyUnavailable) as info:
+        _without_hanging(lambda: PowercapMeter(str(tree.root), background=False), [fifo])
+    assert info.value.reason == "failed" and one_line(info.value)
+    assert str(info.value) == (f"cannot read {tree.root}/intel-rapl:1/energy_uj: not a regular file "
+                               f"(a FIFO)")
+    # what `lshprof sysinfo` shows, without waiting
+    status = _without_hanging(lambda: backend_status(powercap_root=str(tree.root)), [fifo])
+    assert status[0] == ("powercap", False, f"failed: {info.value}")
+    # a folder, or a FIFO where the name is
+    tree = make_tree(tmp_path / "dir", INTEL_2S)
+    (tree.dirs["intel-rapl:1"] / "energy_uj").unlink()
+    (tree.dirs["intel-rapl:1"] / "energy_uj").mkdir()
+    with pytest.raises(EnergyUnavailable, match=r"energy_uj: not a regular file \(a directory\)$"):
+        PowercapMeter(str(tree.root), background=False)
+    tree = make_tree(tmp_path / "name", INTEL_2S)
+    fifo = tree.fifo("intel-rapl:0", "name")
+    with pytest.raises(EnergyUnavailable, match=r"intel-rapl:0/name: not a regular file \(a FIFO\)$"):
+        _without_hanging(lambda: PowercapMeter(str(tree.root), background=False), [fifo])
+    # an optional power-limit file that is a FIFO is only "not advertised"
+    tree = make_tree(tmp_path / "limit", [("intel-rapl:0", "package-0", 0,
+                                           {"max_power_uw": 50_000_000})])
+    fifo = tree.fifo("intel-rapl:0", "constraint_0_max_power_uw")
+    meter = _without_hanging(lambda: PowercapMeter(str(tree.root), background=False), [fifo])
+    assert meter.max_power_w == {"package-0": 1000.0}
+
+
+def test_dangling_counter_on_a_second_package_is_refused(tmp_path):
+    tree = make_tree(tmp_path / "file", INTEL_2S)
+    link = tree.dangle("intel-rapl:1")
+    with pytest.raises(EnergyUnavailable) as info:
+        PowercapMeter(str(tree.root), background=False)
+    assert info.value.reason == "failed" and one_line(info.value)
+    assert str(info.value) == (
+        f"{tree.root}/intel-rapl:1/energy_uj is a dangling symlink (to {os.readlink(link)}): "
+        f"package-1 cannot be read, and leaving it out would make every total low; fix or "
+        f"remove the link")
+    # --energy auto says so, and does not call package-0 alone the machine's measured total
+    meter, reasons = open_meter("auto", powercap_root=str(tree.root))
+    meter.close()
+    assert meter.source == "estimated" and reasons == [f"powercap unavailable (failed): {info.value}"]
+    # a zone folder that is only a broken link in the root
+    tree = make_tree(tmp_path / "folder", INTEL_2S)
+    for zone_id in ("intel-rapl:1:1", "intel-rapl:1:0", "intel-rapl:1"):
+        for f in tree.dirs[zone_id].iterdir():
+            if f.is_file():
+                f.unlink()
+        tree.dirs[zone_id].rmdir()
+    with pytest.raises(EnergyUnavailable, match=r"intel-rapl:1 is a dangling symlink \(to .*\): "
+                                                r"zone intel-rapl:1 cannot be read") as info:
+        PowercapMeter(str(tree.root), background=False)
+    assert info.value.reason == "failed" and one_line(info.value)
+
+
+def test_counter_notes_reach_the_energy_note_column(tmp_path, clock):
+    from lshprof.experiment.execute import epoch_row
+    from lshprof.measure.macs import MacCounts
+    from lshprof.nn.training import EpochStats
+
+    tree = make_tree(tmp_path, [("intel-rapl:0", "package-0", 9_000_000, {"max_uj": 10_000_000})])
+    meter = PowercapMeter(str(tree.root), max_power_w=1.0, background=False)
+    m0 = meter.mark()
+    tree.set("intel-rapl:0", 4_000_000)
+    clock.advance(100)  # unpolled for 100 s, ten times the time to wrap
+    m1 = meter.mark()
+    tree.set("intel-rapl:0", 3_000_000)  # then a step back
+    clock.advance(1)
+    m2 = meter.mark()
+
+    def row(reading):
+        stats = EpochStats(epoch=0, loss=0.0, train_accuracy=0.5, eval_accuracy=0.5,
+                           train_macs=MacCounts(), eval_macs=MacCounts(), train_energy=reading)
+        return epoch_row(stats, {})
+
+    gap = row(meter.interval(m0, m1))
+    assert gap["energy_j"] == 5.0 and gap["energy_source"] == "measured"
+    assert gap["energy_note"].startswith("counter may have wrapped unseen between polls at ")
+    assert gap["energy_note"].endswith("figures may be low")
+    back = row(meter.interval(m1, m2))
+    assert back["energy_j"] is None and back["energy_package_j"] is None
+    assert back["energy_note"].startswith("counter reset or stepped back on package-0 (energy_uj "
+                                          "fell from 4000000 to 3000000, ")
+    assert back["energy_note"].endswith(": no measurement for this interval")

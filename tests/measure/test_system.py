@@ -170,7 +170,9 @@ def test_usage_between_busy_loop():
     b = sample_resources()
     u = usage_between(a, b)
     assert set(u) == {"wall_s", "process_cpu_s", "process_cpu_util", "system_cpu_util_percent",
+                      "other_cpu_cores", "machine_cores", "load_avg_1m",
                       "rss_bytes", "peak_rss_bytes", "cpu_freq_mhz"}
+    assert u["other_cpu_cores"] is None or u["other_cpu_cores"] >= 0
     assert u["wall_s"] > 0.15
     assert 0.5 <= u["process_cpu_util"] <= 1.5
     assert u["system_cpu_util_percent"] is None or 0 <= u["system_cpu_util_percent"] <= 100
@@ -199,3 +201,21 @@ def test_usage_between_zero_interval():
     u = usage_between(a, a)
     assert u["wall_s"] == 0 and u["process_cpu_util"] is None
     assert u["system_cpu_util_percent"] is None
+
+
+def test_other_processes_cpu_is_the_machines_busy_time_less_this_process():
+    """A neighbour's CPU use (the busy-machine flag's input), exactly, from two samples 2 s
+    apart: the machine's cores were busy 3.5 core-seconds, this process 1.5 of them."""
+    a = sample_resources()
+    b = dataclasses.replace(a, t_ns=a.t_ns + 2_000_000_000,
+                            process_cpu_s=a.process_cpu_s + 1.5,
+                            system_cpu_busy_s=a.system_cpu_busy_s + 3.5,
+                            system_cpu_total_s=a.system_cpu_total_s + 8.0)
+    u = usage_between(a, b)
+    assert u["other_cpu_cores"] == pytest.approx(1.0)
+    assert u["process_cpu_util"] == pytest.approx(0.75)
+    assert u["system_cpu_util_percent"] == pytest.approx(100 * 3.5 / 8.0)
+    # the process's own CPU time is never counted as a neighbour's, even when counters tick
+    # unevenly
+    c = dataclasses.replace(b, system_cpu_busy_s=a.system_cpu_busy_s + 1.0)
+    assert usage_between(a, c)["other_cpu_cores"] == 0.0

@@ -394,3 +394,25 @@ def add_macs(*ms: dict) -> dict:
         for key in PHASE_KEYS:
             out[key] += m[key]
     return out
+
+
+# -- re-hashing ------------------------------------------------------------------------------------
+def rehashed_rows(n_out: int, steps) -> list[int]:
+    """Rows each re-hash of an LSH layer hashes, by the documented rule
+    (``lshprof.nn.lsh.layer.LSH``, ``rehash_rows="updated"``): the first build hashes every
+    row; a scheduled re-hash hashes the rows updated since the last re-hash or build,
+    and none when no table exists yet. ``steps``: per optimizer step, ``(built, updated,
+    due)``: whether the tables exist after the step's forward pass, the rows the step
+    updated, whether the schedule is due after it. Returns the row counts of the build
+    and of every re-hash that hashed something, in order."""
+    out, pending, have = [], set(), False
+    for built, updated, due in steps:
+        if built and not have:
+            out.append(n_out)  # the build hashes the current weights of every row
+            pending, have = set(), True
+        pending |= set(int(r) for r in updated)
+        if due and have:
+            if pending:
+                out.append(len(pending))
+            pending = set()
+    return out

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from lshprof import MLP, limit_threads, make_layer, make_optimizer, train
+from lshprof import MLP, evaluate, limit_threads, make_layer, make_optimizer, train
+from lshprof.errors import ConfigError
 from lshprof.nn.layers import LAYERS
 
 X = np.ones((3, 4), np.float32)
@@ -157,3 +158,46 @@ def test_bad_thread_count(n):
     with pytest.raises(ValueError, match="threads must be a positive integer"):
         with limit_threads(n):
             pass
+
+
+@pytest.mark.parametrize("method", list(LAYERS))
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_backward_refuses_a_nan_gradient_as_forward_refuses_a_nan_input(method, bad):
+    """(It returned NaN input gradients and NaN weight gradients, which the optimizer then
+    wrote into the weights.)"""
+    layer = make_layer(method, 4, 5, fraction=1.0) if method in ("wta", "topk", "lsh") else \
+        make_layer(method, 4, 5)
+    out = layer.forward(X)
+    g = np.ones(out.nnz, np.float32)
+    g[1] = bad
+    with pytest.raises(ConfigError, match=f"^{method}: the gradient contains NaN or inf "
+                       r"\(a diverging loss: lower the learning rate\)$"):
+        layer.backward(out.with_values(g))
+    assert not layer.touched.any() and not layer.grad_W.any()  # nothing accumulated
+
+
+def test_training_on_no_samples_is_refused():
+    """(A ZeroDivisionError for no training samples, numpy's "need at least one array to
+    concatenate" for no evaluation samples.)"""
+    model = MLP.build(4, [5], 2)
+    none = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    with pytest.raises(ConfigError, match=r"^train: X has no samples \(shape \(0, 4\)\); give "
+                       "at least one$"):
+        train(model, *none)
+    with pytest.raises(ConfigError, match=r"^eval: X has no samples"):
+        train(model, X, np.array([0, 1, 0]), X_eval=none[0], y_eval=none[1])
+    with pytest.raises(ConfigError, match=r"^evaluate: X has no samples"):
+        evaluate(model, *none)
+
+
+def test_a_hidden_method_without_hidden_layers_is_refused():
+    """(``MLP.build(..., hidden=[], method="lsh")`` built a dense network without a word.)"""
+    with pytest.raises(ConfigError, match=(
+            r"^MLP.build: method='lsh' is for the hidden layers but hidden=\[\] has none; give "
+            r"their widths \(hidden=\[...\]\) or make the output layer lsh "
+            r"\(output_method='lsh'; in a scenario: \[network\] apply_to = \"output\"\)$")):
+        MLP.build(4, [], 2, method="lsh")
+    with pytest.raises(ConfigError, match="params are for the hidden layers but hidden=.. has none"):
+        MLP.build(4, [], 2, params={"fraction": 0.1})
+    assert [layer.method for layer in MLP.build(4, [], 2).layers] == ["dense"]
+    assert [layer.method for layer in MLP.build(4, [], 2, output_method="lsh").layers] == ["lsh"]

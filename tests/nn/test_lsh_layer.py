@@ -387,3 +387,128 @@ def test_macs_follow_the_table(kind):
     layer.after_step()  # re-hashes exactly the rows the batch touched
     touched = np.unique(out.indices).size
     assert layer.macs.counts().rehash == (60 + touched) * F * 24
+
+
+def test_rows_updated_before_the_first_build_are_not_rehashed_again():
+    """The build hashes every row's current weights, so the rows updated before it (by
+    forward passes given ``active=``, which build nothing) are not pending afterwards:
+    the next scheduled re-hash hashes the rows updated since the build, K*L*n_in MACs
+    each (srp), as ``naive.layers.rehashed_rows`` has it. (It hashed the earlier rows
+    again: 4,560 MACs at step 4 where the rule gives 1,800.)"""
+    from lshprof.nn.optim import make_optimizer
+
+    K_, L_, n_in, n_out = 2, 5, 12, 40
+    layer = _lsh(n_in, n_out, K=K_, L=L_, fraction=0.1, seed=2, rehash="every", rehash_every=2)
+    opt = make_optimizer("sgd", [layer], lr=0.5)
+    x = _x("dense", 6, n_in, "float32", seed=4)
+    fixed = np.zeros((6, n_out), dtype=bool)
+    fixed[:, 5:33] = True  # rows 5..32, updated before any table exists
+    steps, rehash = [], []
+    for step in range(1, 7):
+        active = ActiveSet.from_mask(fixed) if step <= 2 else None
+        out = layer.forward(x, active=active)
+        layer.backward(out.with_values(np.ones(out.nnz, dtype=np.float32)))
+        updated = np.flatnonzero(layer.touched)
+        before = layer.macs.counts().rehash
+        opt.step()
+        layer.after_step()
+        steps.append((layer.tables is not None, updated, step % 2 == 0))
+        rehash.append(layer.macs.counts().rehash - before)
+    per_row = K_ * L_ * n_in
+    rows = ref.rehashed_rows(n_out, steps)
+    assert rows[0] == n_out and layer.rehash_count == len(rows)
+    assert layer.macs.counts().rehash == sum(rows) * per_row
+    # the build is counted in step 3's forward pass, then each due step's re-hash alone
+    assert rehash == [0, 0, 0, rows[1] * per_row, 0, rows[2] * per_row]
+    assert rows == [40, 15, 14] and rehash[3] == 1800
+
+
+# -- why the tables return too few nodes ------------------------------------------------------------
+def test_the_selection_summary_carries_the_facts_that_explain_it():
+    """dwta with K = 6 digits of 3 bits: 18-bit codes for 1000 nodes, 0.0038 nodes per
+    bucket, so nearly every probed bucket is empty and a query gets well under 1 node of
+    its budget of 50. The row says so, with the one-line cause and fix."""
+    from lshprof.nn.lsh import selection_diagnosis
+
+    rng = np.random.default_rng(7)
+    X = (rng.random((96, 64)) < 0.3).astype(np.float32)
+    y = rng.integers(0, 3, 96)
+    model = MLP.build(64, [1000], 3, method="lsh", params=dict(family="dwta", fraction=0.05),
+                      seed=0)
+    (st,) = train(model, X, y, epochs=1, batch_size=16)
+    s = st.layer_selection[0]
+    assert {k: s[k] for k in ("family", "transform", "K", "L", "digit_bits", "code_bits",
+                              "digit_values", "code_space", "nodes", "budget", "policy",
+                              "probes", "capacity", "shortfall")} == dict(
+        family="dwta", transform="none", K=6, L=50, digit_bits=3, code_bits=18, digit_values=8,
+        code_space=8**6, nodes=1000, budget=50, policy="histogram", probes=0, capacity=128,
+        shortfall="keep")
+    assert s["nodes_per_bucket"] == 1000 / 8**6
+    assert s["expected_candidates"] == pytest.approx(1000 * (1 - (1 - 8.0**-6) ** 50), rel=1e-12)
+    assert (s["queries"], s["chosen_per_query"], s["empty_bucket_fraction"]) == (
+        96, 62 / 96, 0.988125)
+    assert selection_diagnosis(s) == (
+        "codes of 18 bits for 1000 nodes leave buckets empty (0.00381 nodes per bucket, 98.8% "
+        'of the probed buckets empty): lower K (K = 3 gives 1.95 nodes per bucket), or set '
+        'shortfall = "pad"')
+    assert st.layer_selection[1] is None  # the dense output layer selects nothing
+
+
+def _facts(**over):
+    """A layer_selection entry: srp, K = 6, L = 50 over 1000 nodes, budget 50."""
+    s = dict(queries=100, chosen_per_query=10.0, short_fraction=1.0, padded_per_query=0.0,
+             visited_per_query=400.0, empty_bucket_fraction=0.1, family="srp",
+             transform="none", K=6, L=50, digit_bits=1, code_bits=6, digit_values=2,
+             code_space=64, nodes=1000, nodes_per_bucket=1000 / 64, budget=50,
+             policy="histogram", probes=0, capacity=128, shortfall="keep")
+    s.update(over)
+    return s
+
+
+def test_the_diagnosis_names_the_cause_and_the_parameter_to_change():
+    from lshprof.nn.lsh import expected_candidates, selection_diagnosis
+
+    assert expected_candidates(1000, 64, 50) == pytest.approx(1000 * (1 - (63 / 64) ** 50))
+    assert expected_candidates(1000, 64, 50, capacity=2) == 100
+    assert expected_candidates(1000, 1, 3) == 1000
+    # enough chosen: nothing to say; a row of before the facts: nothing to say
+    assert selection_diagnosis(_facts(chosen_per_query=25.0)) is None
+    assert selection_diagnosis({"chosen_per_query": 0.1, "empty_bucket_fraction": 1.0}) is None
+    assert selection_diagnosis("oops") is None
+    # buckets too small for the budget
+    assert selection_diagnosis(_facts(capacity=4, L=10)) == (
+        "buckets of capacity = 4 in L = 10 tables hold at most 40 nodes per query: raise "
+        'capacity or L, or set shortfall = "pad"')
+    # codes too long: the largest K that fills the budget (srp: 2**K codes)
+    assert selection_diagnosis(_facts(K=16, code_bits=16, code_space=2**16,
+                                      nodes_per_bucket=1000 / 2**16, L=4,
+                                      empty_bucket_fraction=0.95)) == (
+        "codes of 16 bits for 1000 nodes leave buckets empty (0.0153 nodes per bucket, 95.0% "
+        'of the probed buckets empty): lower K (K = 6 gives 15.6 nodes per bucket), or set '
+        'shortfall = "pad"')
+    # no K fills it: fewer digits and more tables
+    assert selection_diagnosis(_facts(K=12, code_bits=12, code_space=4096, L=1, nodes=200,
+                                      capacity=None, budget=150,
+                                      chosen_per_query=0.1)).endswith(
+        'lower K and raise L, or set shortfall = "pad"')
+    # buckets that should hold nodes are empty: the inputs hash elsewhere
+    assert selection_diagnosis(_facts(empty_bucket_fraction=0.9, shortfall="pad")) == (
+        "90.0% of the probed buckets were empty though 6-bit codes give 15.6 nodes per bucket: "
+        "the inputs hash where few weight rows do (family = 'srp', transform = 'none'); try "
+        'policy = "multiprobe", another family or transform; shortfall = "pad" fills the rest '
+        "with random nodes")
+    # buckets full of the same few nodes
+    assert selection_diagnosis(_facts()) == (
+        "the probed buckets held few distinct nodes (400 entries read per query): the weight "
+        'rows\' codes crowd into few buckets; raise L or lower K, or set shortfall = "pad"')
+    # the budget from a fraction, for an entry without one
+    s = _facts(capacity=4, L=10)
+    del s["budget"]
+    assert selection_diagnosis(s, 0.05) == selection_diagnosis(_facts(capacity=4, L=10))
+    assert selection_diagnosis(s) is None
+
+
+def test_a_wta_digit_takes_at_most_as_many_values_as_coordinates():
+    layer = _lsh(6, 40, family="wta", K=2, bin_size=8)
+    f = layer.selection_facts()
+    assert (f["digit_bits"], f["digit_values"], f["code_bits"], f["code_space"]) == (3, 6, 6, 36)

@@ -328,3 +328,45 @@ def test_layer_selection_matches_the_reference_tables():
                         "histogram", layer.budget)
     got = [pattern.indices[pattern.indptr[q]:pattern.indptr[q + 1]].tolist() for q in range(16)]
     assert got == want
+
+
+@pytest.mark.parametrize("n, L, bits", [(300, 4, 4), (300, 3, 10), (40, 2, 20), (50, 2, 40)])
+def test_a_fixed_code_width_keeps_one_layout_and_the_same_buckets(n, L, bits):
+    """With ``code_bits`` (as the LSH layer gives it) the layout is that of the whole code
+    space from the empty tables on, whatever codes come: the kernels meet the same argument
+    types at the build and at every update (an update after a build had met new ones,
+    and compiled inside a measured epoch). The buckets are the reference's all along."""
+    rng = np.random.default_rng(bits)
+    tables = HashTables(L, n, 5, "fifo", np.random.default_rng(1), code_bits=bits)
+    ref = RefTables(L, n, 5, "fifo", np.random.default_rng(1))
+
+    def layout():
+        st = tables.state
+        return st.codes.dtype, st.index.dtype, st.index.ndim, st.dense, st.keys is None
+
+    want = layout()
+    small = rng.integers(0, 4, (n, L))
+    wide = rng.integers(0, 2**bits, (n, L))
+    for rows, codes, clear in [(np.arange(7), small[:7], False),  # an update before a build
+                               (np.arange(n), small, True),  # a build of small codes
+                               (np.arange(3, 30), wide[3:30], False),  # wide codes arrive
+                               (np.arange(n), small, True)]:  # rebuilt with small ones
+        assert tables.set_codes(rows, codes, clear=clear) == ref.set_codes(rows, codes, clear=clear)
+        assert layout() == want
+        assert_same_tables(tables, ref, 4)
+        for t in range(L):
+            for code in np.unique(wide[3:30, t]):
+                assert tables.ranked(t, code).tolist() == ref.ranked(t, code).tolist()
+    assert want[3] == (2**bits <= n)  # offsets when the whole code space fits
+    with pytest.raises(ValueError, match=rf"codes must be in \[0, 2\*\*{bits}\)"):
+        tables.set_codes(np.arange(1), np.full((1, L), 2**bits))
+    with pytest.raises(ValueError, match="code_bits must be in"):
+        HashTables(L, n, 5, "fifo", np.random.default_rng(1), code_bits=63)
+
+
+def test_the_layer_sizes_its_tables_for_its_codes():
+    layer = make_layer("lsh", 8, 50, fraction=0.2, family="dwta", K=3, bin_size=8, L=4)
+    layer.build()
+    assert layer.tables.code_bits == 9
+    st = layer.tables.state
+    assert (st.codes.dtype, st.dense, st.index.dtype) == (np.uint16, False, np.uint16)

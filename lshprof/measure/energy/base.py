@@ -63,16 +63,19 @@ class EnergyReading:
     which already contains them, is reported in ``domains`` but never added);
     ``domains`` splits it by kind (``package``, ``core``, ``uncore``, ``dram``,
     ``psys`` when measured; one entry per model term when estimated) and ``zones``
-    by counter. ``note`` carries anything a reader must know (e.g. a counter that
-    may have wrapped unseen).
+    by counter. A zone or domain whose counter could not measure the interval (a
+    counter that stepped back, say) is None there, and so is ``energy_j`` when it
+    needed that zone. ``note`` carries anything a reader must know (e.g. a counter
+    that may have wrapped unseen, or one that was reset); it becomes the
+    ``energy_note`` column of the results rows.
     """
 
     backend: str
     source: str
     wall_s: float
     energy_j: float | None
-    domains: Mapping[str, float] = field(default_factory=dict)
-    zones: Mapping[str, float] = field(default_factory=dict)
+    domains: Mapping[str, float | None] = field(default_factory=dict)
+    zones: Mapping[str, float | None] = field(default_factory=dict)
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:

@@ -34,12 +34,29 @@ package, and ``psys`` contains everything, so adding them would count the same
 joules twice. A machine with no package or dram zone but a ``psys`` zone
 reports ``psys`` as the total, and the reading's note says so.
 
+A subzone whose parent has no counter (``intel-rapl:0:0`` readable, but no
+``intel-rapl:0/energy_uj``) leaves that package unmeasured: its ``core`` and
+``uncore`` are parts of the package, not all of it (caches, memory controller
+and the rest are outside them), and adding ``dram`` alone would leave the
+package out. So the subzones are reported in ``zones`` and ``domains``, but the
+total is not made from them: it is ``psys`` when there is one, else None (no
+figure, never 0 J), and every reading's note says which package has no counter
+(``package-0 has no energy counter (only its subzones core, dram have one): the
+total cannot be measured, ...``).
+
 An ``intel-rapl-mmio`` zone with the same label as an ``intel-rapl`` zone (both
 ``package-0``, say) reads the same counter a second way: it is dropped and
 :meth:`PowercapMeter.describe` lists it under ``skipped``. An MMIO zone with no
 such twin is kept. A zone with no ``energy_uj`` file at all (some ``psys``
 zones) is skipped the same way; an ``energy_uj`` that exists but cannot be read
-is an error, because silently leaving a zone out would make totals low.
+is an error, because silently leaving a zone out would make totals low. That
+includes a second package whose ``energy_uj`` (or whose zone folder in the
+root) is a dangling symlink, or a file that cannot be read: the meter is not
+built, and the reason names the file (``--energy auto`` then falls back to
+``estimate`` and says why), rather than measuring package-0 alone under the
+name of the machine's total. Only regular files are read: a FIFO, device or
+folder in place of a sysfs file is refused ("not a regular file (a FIFO)")
+instead of blocking the read forever.
 
 The wrap rule
 -------------
@@ -50,6 +67,26 @@ when the counter wrapped at most once in between, and treating the range as
 the counter's modulus (the kernel reports the range rounded to whole
 microjoules, so a wrap may be off by at most the hardware's energy unit, well
 under a millijoule). A missing or zero ``max_energy_range_uj`` is an error.
+
+Counters that step back
+-----------------------
+A counter that *decreases* by a little (a reset, a firmware glitch) would be
+read by that rule as a wrap of almost the whole range: 262 kJ in a 12 ms epoch.
+So every difference between two polls, wrap-corrected or not, is checked
+against the most the zone can draw: a difference above ``ceiling_w * (dt +``
+:data:`COUNTER_GRACE_S` ``)`` joules is not a figure. ``ceiling_w`` is the
+meter's explicit ``max_power_w`` if given, else the zone's advertised maximum
+times :data:`ADVERTISED_HEADROOM` (power limits may be exceeded for short
+bursts), else :data:`DEFAULT_MAX_POWER_W`. Such a difference is not added to the
+zone's total; the zone has no figure (None) for any interval that spans it, nor
+has its domain, nor ``energy_j`` when the zone counts toward it, and the
+reading's note says what happened (``counter reset or stepped back on
+package-0 (energy_uj fell from A to B, ...): no measurement for this interval``,
+or ``counter jumped on ...`` for a leap forward). Intervals before and after it
+measure as usual, from the counter's new value. A genuine wrap implies a
+plausible power and stays a wrap. While polls come on schedule (a quarter of
+the time to wrap, below), a step back implies at least four times the assumed
+peak, so none passes for a wrap.
 
 Polling
 -------
@@ -76,9 +113,11 @@ carries a note saying its figures may be low.
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
+import stat
 import threading
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -86,8 +125,9 @@ from typing import Any, NamedTuple
 from lshprof.errors import ConfigError, EnergyUnavailable
 from lshprof.measure.energy.base import EnergyMeter, EnergyReading, Mark, Work, now_ns
 
-__all__ = ["DEFAULT_ROOT", "ENV_ROOT", "DEFAULT_MAX_POWER_W", "MIN_POLL_S", "MAX_POLL_S",
-           "Zone", "resolve_root", "discover_zones", "PowercapMeter"]
+__all__ = ["DEFAULT_ROOT", "ENV_ROOT", "DEFAULT_MAX_POWER_W", "ADVERTISED_HEADROOM",
+           "COUNTER_GRACE_S", "MIN_POLL_S", "MAX_POLL_S", "Zone", "resolve_root",
+           "discover_zones", "PowercapMeter"]
 
 #: Where Linux exposes the powercap class.
 DEFAULT_ROOT = "/sys/class/powercap"
@@ -95,6 +135,12 @@ DEFAULT_ROOT = "/sys/class/powercap"
 ENV_ROOT = "LSHPROF_POWERCAP_ROOT"
 #: Assumed peak power of a zone that advertises no ``constraint_*_max_power_uw``.
 DEFAULT_MAX_POWER_W = 1000.0
+#: How far above its advertised ``constraint_*_max_power_uw`` a zone's power may be
+#: before a delta is taken for a counter fault (power limits can be exceeded briefly).
+ADVERTISED_HEADROOM = 2.0
+#: Seconds added to the time between two polls when checking a delta against a zone's
+#: maximum: the counters update about once a millisecond and a poll reads them one by one.
+COUNTER_GRACE_S = 0.01
 #: Bounds of the default poll interval, in seconds.
 MIN_POLL_S = 0.05
 MAX_POLL_S = 60.0
@@ -108,9 +154,37 @@ _COUNTED = ("package", "dram")
 _UDEV_RULE = 'ACTION=="add", SUBSYSTEM=="powercap", RUN+="/bin/chmod o+r /sys%p/energy_uj"'
 
 
+_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a directory"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def _not_regular(path: str, mode: int) -> OSError:
+    kind = next((what for test, what in _FILE_KINDS if test(mode)), "an unknown kind of file")
+    return OSError(errno.EINVAL, f"not a regular file ({kind})", path)
+
+
 def _read_text(path: str) -> str:
-    """The content of one sysfs file. Every read of this module goes through here."""
-    with open(path, encoding="ascii", errors="replace") as f:
+    """The content of one sysfs file. Every read of this module goes through here.
+
+    Only a regular file is read (sysfs attributes are regular files): a FIFO would
+    block the read until some writer came, and a device could do anything, so
+    anything else raises :class:`OSError` ("not a regular file (a FIFO)"). The file
+    is checked before it is opened and again once open (``O_NONBLOCK``, so even a
+    FIFO swapped in between cannot make the open wait)."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise _not_regular(path, mode)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        f = os.fdopen(fd, encoding="ascii", errors="replace")
+    except BaseException:
+        os.close(fd)
+        raise
+    with f:
         return f.read()
 
 
@@ -131,6 +205,9 @@ class Zone:
     (``package-0``, ``package-0/core``, ``package-1-die-0``, ``psys``), ``mmio``
     whether it is read through MMIO, ``max_power_uw`` the largest non-zero
     ``constraint_*_max_power_uw`` it advertises (None when it advertises none).
+    ``orphan``: a subzone whose parent zone has no energy counter (the parent's
+    folder has no ``energy_uj``, or there is no parent folder at all), so the
+    whole of that package is not measured.
     """
 
     name: str
@@ -143,6 +220,7 @@ class Zone:
     label: str
     mmio: bool
     max_power_uw: int | None = None
+    orphan: bool = False
 
 
 def _domain(name: str) -> str:
@@ -213,6 +291,7 @@ def _max_power_uw(zone_dir: str) -> int | None:
 def _scan(root: str) -> dict[str, str]:
     """Zone id -> directory, from the root's entries and the subzones nested in them."""
     found: dict[str, str] = {}
+    dangling: dict[str, str] = {}
 
     def visit(folder: str, top: bool) -> None:
         try:
@@ -227,12 +306,22 @@ def _scan(root: str) -> dict[str, str]:
             return
         for entry in entries:
             path = os.path.join(folder, entry)
-            if not _ZONE_RE.match(entry) or entry in found or not os.path.isdir(path):
+            if not _ZONE_RE.match(entry) or entry in found:
+                continue
+            if not os.path.isdir(path):
+                if os.path.islink(path) and not os.path.exists(path):
+                    dangling.setdefault(entry, path)
                 continue
             found[entry] = path
             visit(path, False)
 
     visit(root, True)
+    for entry, path in dangling.items():
+        if entry not in found:  # a zone seen only through a broken link: its joules would be lost
+            raise EnergyUnavailable(
+                f"{path} is a dangling symlink (to {os.readlink(path)}): zone {entry} cannot be "
+                f"read, and leaving it out would make every total low; fix or remove the link",
+                "failed")
     return found
 
 
@@ -263,7 +352,13 @@ def discover_zones(root: str) -> tuple[list[Zone], list[str]]:
 
     candidates = []
     for zone_id in names:
-        if not os.path.exists(os.path.join(dirs[zone_id], "energy_uj")):
+        energy_path = os.path.join(dirs[zone_id], "energy_uj")
+        if os.path.islink(energy_path) and not os.path.exists(energy_path):
+            raise EnergyUnavailable(
+                f"{energy_path} is a dangling symlink (to {os.readlink(energy_path)}): "
+                f"{base_label(zone_id)} cannot be read, and leaving it out would make every "
+                f"total low; fix or remove the link", "failed")
+        if not os.path.exists(energy_path):
             skipped.append(f"{zone_id} ({names[zone_id]}): no energy_uj file, skipped")
             continue
         candidates.append(zone_id)
@@ -304,8 +399,27 @@ def discover_zones(root: str) -> tuple[list[Zone], list[str]]:
         zones.append(Zone(name=name, path=path, id=zone_id, domain=_domain(name), socket=socket,
                           parent=parent, max_energy_range_uj=max_range, label=label,
                           mmio=zone_id.startswith("intel-rapl-mmio:"),
-                          max_power_uw=_max_power_uw(path)))
+                          max_power_uw=_max_power_uw(path),
+                          orphan=parent is not None and parent not in candidates))
     return zones, skipped
+
+
+class _State(NamedTuple):
+    """What a mark of this meter holds: per zone (in the order of ``zones``), the
+    wrap-corrected total in µJ and how many counter faults were seen so far."""
+
+    totals: tuple[int, ...]
+    faults: tuple[int, ...]
+
+
+class _Fault(NamedTuple):
+    """A delta between two polls that no zone could have drawn: a reset or a glitch."""
+
+    before: int
+    after: int
+    delta_uj: int
+    dt_s: float
+    ceiling_w: float
 
 
 class _Gap(NamedTuple):
@@ -361,6 +475,13 @@ class PowercapMeter(EnergyMeter):
             z.label: float(max_power_w) if max_power_w is not None
             else (z.max_power_uw / 1e6 if z.max_power_uw else DEFAULT_MAX_POWER_W)
             for z in self.zones}
+        #: the most power (W) a zone's delta may imply before it is a counter fault: an explicit
+        #: ``max_power_w`` or the default as they are, an advertised limit times the headroom
+        self.ceiling_w: dict[str, float] = {
+            z.label: float(max_power_w) if max_power_w is not None
+            else (z.max_power_uw / 1e6 * ADVERTISED_HEADROOM if z.max_power_uw
+                  else DEFAULT_MAX_POWER_W)
+            for z in self.zones}
         #: seconds each zone's counter takes to wrap at its peak power
         self.wrap_s: dict[str, float] = {
             z.label: z.max_energy_range_uj / (self.max_power_w[z.label] * 1e6) for z in self.zones}
@@ -373,10 +494,12 @@ class PowercapMeter(EnergyMeter):
         self.polls = 0
         #: the exception that stopped the background thread, if any
         self.error: Exception | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._gaps: list[_Gap] = []
+        self._faults: list[list[_Fault]] = [[] for _ in self.zones]
+        self._total, self._total_note = self._total_rule()
         self._last_raw = self._read_all()
         self._t0_ns = self._last_t_ns = now_ns()
         self._totals = [0] * len(self.zones)
@@ -388,14 +511,23 @@ class PowercapMeter(EnergyMeter):
     def poll(self) -> tuple[int, tuple[int, ...]]:
         """Read every zone and add what it counted since the last poll (modulo its range).
 
-        Returns the time (monotonic ns) and the wrap-corrected totals in µJ, in
-        the order of :attr:`zones`. Thread-safe."""
+        A difference that implies more power than the zone's :attr:`ceiling_w` (a
+        counter that stepped back, read as a wrap, or one that leapt) is not added:
+        it is recorded as a fault of that zone, and every interval that spans it has
+        no figure for the zone. Returns the time (monotonic ns) and the
+        wrap-corrected totals in µJ, in the order of :attr:`zones`. Thread-safe."""
         with self._lock:
             raw = self._read_all()
             t = now_ns()
             dt_s = (t - self._last_t_ns) / 1e9
             for i, zone in enumerate(self.zones):
-                self._totals[i] += (raw[i] - self._last_raw[i]) % zone.max_energy_range_uj
+                before, after = self._last_raw[i], raw[i]
+                delta = (after - before) % zone.max_energy_range_uj
+                ceiling_w = self.ceiling_w[zone.label]
+                if delta > ceiling_w * 1e6 * (dt_s + COUNTER_GRACE_S):
+                    self._faults[i].append(_Fault(before, after, delta, dt_s, ceiling_w))
+                else:
+                    self._totals[i] += delta
             at_risk = tuple(z.label for z in self.zones if dt_s > self.wrap_s[z.label])
             if at_risk:
                 self._gaps.append(_Gap(self._last_t_ns, t, at_risk))
@@ -405,33 +537,38 @@ class PowercapMeter(EnergyMeter):
             return t, tuple(self._totals)
 
     def mark(self) -> Mark:
-        t, totals = self.poll()
-        return Mark(t, totals)
+        with self._lock:  # the totals and the fault counts of the same poll
+            t, totals = self.poll()
+            faults = tuple(len(f) for f in self._faults)
+        return Mark(t, _State(totals, faults))
 
     def interval(self, start: Mark, end: Mark, work: Work | None = None) -> EnergyReading:
         n = len(self.zones)
         for m in (start, end):
-            if not isinstance(m.state, tuple) or len(m.state) != n:
+            if not isinstance(m.state, _State) or len(m.state.totals) != n:
                 raise ConfigError("a mark that is not from this powercap meter")
         if end.t_ns < start.t_ns:
             raise ConfigError("the interval's end mark was taken before its start mark")
         wall_s = (end.t_ns - start.t_ns) / 1e9
-        deltas = [b - a for a, b in zip(start.state, end.state)]
-        zones = {z.label: d / 1e6 for z, d in zip(self.zones, deltas)}
-        by_domain: dict[str, int] = {}
+        with self._lock:
+            faults = [self._faults[i][a:b]
+                      for i, (a, b) in enumerate(zip(start.state.faults, end.state.faults))]
+        # a zone with a fault in the interval has no figure for it (None), nor has its domain
+        deltas = [None if f else b - a
+                  for f, a, b in zip(faults, start.state.totals, end.state.totals)]
+        zones = {z.label: None if d is None else d / 1e6 for z, d in zip(self.zones, deltas)}
+        by_domain: dict[str, int | None] = {}
         for z, d in zip(self.zones, deltas):
-            by_domain[z.domain] = by_domain.get(z.domain, 0) + d
-        domains = {k: v / 1e6 for k, v in by_domain.items()}
-        notes = []
-        if any(k in by_domain for k in _COUNTED):
-            energy_j = sum(by_domain.get(k, 0) for k in _COUNTED) / 1e6
-        elif "psys" in by_domain:
-            energy_j = by_domain["psys"] / 1e6
-            notes.append("no package or dram zone: the total is psys, the whole platform")
+            so_far = by_domain.get(z.domain, 0)
+            by_domain[z.domain] = None if d is None or so_far is None else so_far + d
+        domains = {k: None if v is None else v / 1e6 for k, v in by_domain.items()}
+        if self._total is None or any(deltas[i] is None for i in self._total):
+            energy_j = None
         else:
-            energy_j = sum(d for z, d in zip(self.zones, deltas) if z.parent is None) / 1e6
-            notes.append("no package, dram or psys zone: the total is the sum of the top-level "
-                         "zones (" + ", ".join(z.label for z in self.zones if z.parent is None) + ")")
+            energy_j = sum(deltas[i] for i in self._total) / 1e6
+        notes = [self._fault_note(i, f) for i, f in enumerate(faults) if f]
+        if self._total_note:
+            notes.append(self._total_note)
         with self._lock:
             gaps = [g for g in self._gaps if g.t0_ns < end.t_ns and g.t1_ns > start.t_ns]
         if gaps:
@@ -445,6 +582,51 @@ class PowercapMeter(EnergyMeter):
                          f"figures may be low")
         return EnergyReading("powercap", "measured", wall_s, energy_j, domains=domains,
                              zones=zones, note="; ".join(notes))
+
+    def _fault_note(self, i: int, faults: list[_Fault]) -> str:
+        zone, f = self.zones[i], faults[0]
+        if f.after < f.before:
+            what = (f"counter reset or stepped back on {zone.label} (energy_uj fell from {f.before} "
+                    f"to {f.after}, which read as a wrap would be {f.delta_uj / 1e6:.6g} J in "
+                    f"{f.dt_s:.3g} s, over the zone's {f.ceiling_w:g} W maximum)")
+        else:
+            what = (f"counter jumped on {zone.label} (energy_uj rose from {f.before} to {f.after}, "
+                    f"{f.delta_uj / 1e6:.6g} J in {f.dt_s:.3g} s, over the zone's "
+                    f"{f.ceiling_w:g} W maximum)")
+        if len(faults) > 1:
+            what += f" and {len(faults) - 1} more time(s)"
+        if self._total is not None and i in self._total:
+            return what + ": no measurement for this interval"
+        return what + f": no {zone.label} figure for this interval (the total does not use it)"
+
+    def _total_rule(self) -> tuple[tuple[int, ...] | None, str]:
+        """Which zones make up ``energy_j`` (their indices, or None: no total can be measured),
+        and the note every reading carries about it (empty for the usual packages + dram)."""
+        zones = self.zones
+        psys = tuple(i for i, z in enumerate(zones) if z.domain == "psys")
+        orphaned: dict[str, list[str]] = {}
+        for z in zones:
+            if z.orphan:
+                orphaned.setdefault(z.label.rpartition("/")[0] or str(z.parent), []).append(z.name)
+        if orphaned:
+            what = ", ".join(f"{parent} has no energy counter (only its subzone"
+                             f"{'s' if len(subs) > 1 else ''} {', '.join(subs)} "
+                             f"{'have' if len(subs) > 1 else 'has'} one)"
+                             for parent, subs in orphaned.items())
+            if psys:
+                return psys, f"{what}: the total is psys, the whole platform"
+            return None, (f"{what}: the total cannot be measured, since core and uncore are only "
+                          f"parts of a package and dram lies outside it")
+        counted = tuple(i for i, z in enumerate(zones) if z.domain in _COUNTED)
+        if counted:
+            return counted, ""
+        if psys:
+            return psys, "no package or dram zone: the total is psys, the whole platform"
+        top = tuple(i for i, z in enumerate(zones) if z.parent is None)
+        if top:
+            return top, ("no package, dram or psys zone: the total is the sum of the top-level "
+                         "zones (" + ", ".join(zones[i].label for i in top) + ")")
+        return None, "no top-level zone has an energy counter: the total cannot be measured"
 
     # -- background polling ---------------------------------------------------------------------
     def start(self) -> "PowercapMeter":

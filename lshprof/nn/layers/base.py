@@ -143,8 +143,8 @@ class Layer:
     :meth:`fresh_private_state` and :meth:`merge_worker` for private state of their own.
     Besides :meth:`forward` and :meth:`backward`, :meth:`prepare_input` and
     :meth:`choose` run the selection alone (for benchmarks), :meth:`build` builds what
-    the first pass would, and :meth:`after_step`/:meth:`start_epoch` are the trainer's
-    hooks.
+    the first pass would, :meth:`after_step`/:meth:`start_epoch` are the trainer's
+    hooks and :meth:`warm_up_paths` the warm-up's.
     """
 
     method: ClassVar[str] = ""
@@ -386,6 +386,9 @@ class Layer:
             g = c.out.with_values(_as_float_array(grad, "grad")).values
         self._cache = None
         g = np.ascontiguousarray(g, dtype=self.dtype)
+        if not np.isfinite(g).all():  # as forward refuses a NaN input
+            raise ConfigError(f"{self.method}: the gradient contains NaN or inf (a diverging "
+                              "loss: lower the learning rate)")
         if np.isscalar(c.scale):  # one sweep: dz = g * act'(z) * scale
             dz = np.empty_like(g)
             kern.run(kern.act_grad, kern.act_grad_par, g, c.z, self._act_code, c.scale, dz,
@@ -458,9 +461,22 @@ class Layer:
     def start_epoch(self, epoch: int, n_batches: int) -> None:
         """Called by the trainer before epoch ``epoch`` (from 0) of ``n_batches`` batches."""
 
+    def warm_up_paths(self) -> None:
+        """Run once, on a throwaway copy after a short training pass, what later training
+        steps may run that such a pass need not reach (an LSH layer: a scheduled re-hash
+        of updated rows, a rebuild of every table), so that it is compiled before
+        anything is measured (:func:`lshprof.nn.warmup.warm_up`). The base layers have
+        no such paths: this does nothing."""
+
     def selection_stats(self):
         """What a hash-selected layer's tables returned; None for other methods."""
         return None
+
+    def selection_summary(self, stats) -> dict | None:
+        """A row's account of ``stats`` (a difference of :meth:`selection_stats`): its
+        summary, with the facts that explain it for a hash-selected layer; None for
+        other methods."""
+        return None if stats is None else stats.summary()
 
     def memory_bytes(self) -> dict[str, int]:
         """Bytes held by this layer, by part (optimizer state is the optimizer's)."""

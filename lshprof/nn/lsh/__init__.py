@@ -11,7 +11,8 @@ the numba kernels in :mod:`lshprof.kernels`. The modules:
   entry each (:data:`TRANSFORM_REGISTRY`);
 * :mod:`~lshprof.nn.lsh.tables`: :class:`HashTables`;
 * :mod:`~lshprof.nn.lsh.schedule`: :class:`RehashSchedule`;
-* :mod:`~lshprof.nn.lsh.stats`: :class:`HashCost` and :class:`SelectionStats`.
+* :mod:`~lshprof.nn.lsh.stats`: :class:`HashCost`, :class:`SelectionStats` and
+  :func:`selection_diagnosis` (why the tables returned fewer nodes than the budget).
 
 Hash families (``family``)
 --------------------------
@@ -91,7 +92,8 @@ from lshprof.names import FAMILIES, POLICIES, REPLACEMENTS, SCHEDULES, TRANSFORM
 from lshprof.nn.lsh.families import (DWTA_ATTEMPTS, FAMILY_PARAMS, FAMILY_REGISTRY, Family,
                                      HashFunctions)
 from lshprof.nn.lsh.schedule import RehashSchedule
-from lshprof.nn.lsh.stats import HashCost, SelectionStats
+from lshprof.nn.lsh.stats import (DIAGNOSE_BELOW, HashCost, SelectionStats,
+                                  expected_candidates, selection_diagnosis)
 from lshprof.nn.lsh.tables import MAX_CODE_BITS, HashTables
 from lshprof.nn.lsh.transforms import (ALSH_M, ALSH_U, MIPS_HEADROOM, TRANSFORM_REGISTRY,
                                        Transform, extra_dims, pooled_dims)
@@ -101,4 +103,5 @@ __all__ = [
     "ALSH_M", "ALSH_U", "DWTA_ATTEMPTS", "MAX_CODE_BITS", "FAMILY_REGISTRY", "FAMILY_PARAMS",
     "TRANSFORM_REGISTRY", "Family", "Transform", "HashFunctions", "HashTables",
     "RehashSchedule", "SelectionStats", "HashCost", "extra_dims", "pooled_dims",
+    "selection_diagnosis", "expected_candidates", "DIAGNOSE_BELOW",
 ]

@@ -53,6 +53,11 @@ class Family:
         """Bits of one digit (one hash function's value)."""
         return 1
 
+    def digit_values(self, params: dict[str, Any], dim: int) -> int:
+        """How many values one digit can take over vectors of ``dim`` coordinates (at most
+        ``2**digit_bits``): a table has this to the ``K`` distinct codes."""
+        return 1 << self.digit_bits(params)
+
     def draw(self, n_fn: int, dim: int, rng: np.random.Generator, params: dict[str, Any],
              dtype) -> dict[str, Any]:
         """The random state of ``n_fn`` functions over ``dim`` coordinates, by attribute."""
@@ -159,6 +164,9 @@ class WTA(Family):
 
     def digit_bits(self, params):
         return int(math.log2(params["bin_size"]))
+
+    def digit_values(self, params, dim):
+        return min(params["bin_size"], dim)  # a function samples at most dim coordinates
 
     def draw(self, n_fn, dim, rng, params, dtype):
         m = min(params["bin_size"], dim)

@@ -20,7 +20,7 @@ from lshprof.nn.checks import check_choice, check_fraction, check_int, check_rea
 from lshprof.nn.layers.base import Layer, LayerInput, active_budget
 from lshprof.nn.lsh.families import FAMILY_PARAMS, FAMILY_REGISTRY, HashFunctions
 from lshprof.nn.lsh.schedule import RehashSchedule
-from lshprof.nn.lsh.stats import HashCost, SelectionStats
+from lshprof.nn.lsh.stats import HashCost, SelectionStats, expected_candidates
 from lshprof.nn.lsh.tables import MAX_CODE_BITS, HashTables
 from lshprof.nn.lsh.transforms import (TRANSFORM_REGISTRY, Transform, extra_dims, pool_queries,
                                        pool_rows, pooled_dims)
@@ -60,7 +60,11 @@ class LSH(Layer):
       (:meth:`selection_stats`); its MACs go to ``quality``, not to the method.
     * ``inference``: ``lsh`` (select in inference mode too) or ``dense``.
 
-    The tables are built on the first forward pass (counted as ``rehash``).
+    The tables are built on the first forward pass that chooses (or by :meth:`build`),
+    counted as ``rehash``: every row is hashed with its current weights. A scheduled
+    re-hash with ``rehash_rows="updated"`` then hashes the rows updated since the build
+    or the last re-hash (their MACs per row: :mod:`lshprof.nn.lsh`), never a row the
+    build already hashed and no step has changed since.
     """
 
     method = "lsh"
@@ -173,11 +177,17 @@ class LSH(Layer):
                                     dtype=self.dtype, **{k: p[k] for k in own})
 
     def _ensure_tables(self) -> None:
+        """The first build: new hash functions, tables laid out for their codes' width
+        (one layout for good, :class:`HashTables`), every row hashed. Rows updated before
+        it (a forward pass given ``active=`` builds nothing) are hashed by it with their
+        current weights, so none is left marked for the next scheduled re-hash."""
         if self.tables is None:
             self._new_hashes()
             self.tables = HashTables(self.params["L"], self.n_out, self.params["capacity"],
-                                     self.params["replacement"], self._hash_rng)
+                                     self.params["replacement"], self._hash_rng,
+                                     code_bits=self.hashes.code_bits)
             self._rehash(None)
+            self._dirty[:] = False
 
     def _row_vectors(self, rows: np.ndarray | None, cost: HashCost):
         """``(rows, vectors, full)``: what the tables store for ``rows`` (None: every row,
@@ -332,6 +342,36 @@ class LSH(Layer):
         """Running sums of what the tables returned (and, with ``quality``, how good it was)."""
         return self._stats
 
+    def selection_facts(self) -> dict:
+        """The layer's facts that explain how many nodes its tables return: ``family``,
+        ``transform``, ``K``, ``L``, ``digit_bits`` (bits per hash function: srp 1, wta
+        and dwta ``log2(bin_size)``), ``code_bits`` (``K * digit_bits``), ``digit_values``
+        (values one function takes), ``code_space`` (distinct codes of a table:
+        ``digit_values ** K``), ``nodes``, ``nodes_per_bucket`` (``nodes / code_space``),
+        ``budget`` (nodes per query), ``expected_candidates`` (distinct nodes of a query's
+        buckets were codes uniform: :func:`~lshprof.nn.lsh.stats.expected_candidates`),
+        ``policy``, ``probes`` (0 unless multiprobe), ``capacity`` and ``shortfall``."""
+        p = self.params
+        fam = FAMILY_REGISTRY[p["family"]]
+        bits = fam.digit_bits(p)
+        values = fam.digit_values(p, self.hash_dim)
+        space = values ** p["K"]
+        return {"family": p["family"], "transform": p["transform"], "K": p["K"], "L": p["L"],
+                "digit_bits": bits, "code_bits": p["K"] * bits, "digit_values": values,
+                "code_space": space, "nodes": self.n_out, "nodes_per_bucket": self.n_out / space,
+                "budget": self.budget,
+                "expected_candidates": expected_candidates(self.n_out, space, p["L"],
+                                                           p["capacity"]),
+                "policy": p["policy"],
+                "probes": p["probes"] if p["policy"] == "multiprobe" else 0,
+                "capacity": p["capacity"], "shortfall": p["shortfall"]}
+
+    def selection_summary(self, stats: SelectionStats) -> dict:
+        """A row's account of ``stats`` (what the tables returned over some passes): its
+        means (:meth:`SelectionStats.summary`) and the layer's :meth:`selection_facts`;
+        :func:`~lshprof.nn.lsh.selection_diagnosis` reads it."""
+        return {**stats.summary(), **self.selection_facts()}
+
     # -- training hooks -----------------------------------------------------------------------------
     def _backward(self, grad, input_grad: bool):
         gx = super()._backward(grad, input_grad)
@@ -364,6 +404,26 @@ class LSH(Layer):
                 if rows.size:
                     self._rehash(rows)
             self._dirty[:] = False
+
+    def warm_up_paths(self) -> None:
+        """Build the tables if need be, then run what later steps run: a re-hash of a few
+        updated rows (``rehash_rows="updated"``), a rebuild of every table (``"all"``, a
+        row that outgrew the MIPS scale) and, with ``new_projections_every``, new hash
+        functions. Counted as ``rehash`` like any re-hash; for a warm-up's copy of the
+        layer only (it changes the tables and the random streams)."""
+        if self.dense_mode:
+            return
+        self.clock.push("rehash")
+        try:
+            self.build()
+            self._dirty[:min(2, self.n_out)] = True
+            self._rehash(np.flatnonzero(self._dirty))
+            self._rehash(None)
+            self._dirty[:] = False
+            if self.params["new_projections_every"]:
+                self.new_projections()
+        finally:
+            self.clock.pop()
 
     def memory_bytes(self) -> dict[str, int]:
         out = super().memory_bytes()

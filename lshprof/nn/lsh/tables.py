@@ -77,6 +77,15 @@ class HashTables:
     ``5 + 4 S / n`` bytes per node (srp K=6), ``6 + 4 S / n`` (12-bit codes) or 13+
     (reservoir); see :attr:`bytes_per_node_per_table`.
 
+    The layout (code dtype, offsets or sorted codes) is sized by ``code_bits`` when it
+    is given, for the whole code space ``S = 2**code_bits``, and then never changes: the
+    empty tables, the first build and every later update have arrays of the same
+    dtypes, so the kernels meet one set of argument types and compile once (a warm-up
+    that builds the tables has compiled what every later re-hash runs). The LSH layer
+    gives its codes' width. Without ``code_bits`` the layout follows the largest code
+    inserted so far (and changes when it crosses a dtype or ``n``); codes must then be
+    below ``2**62`` (:data:`MAX_CODE_BITS`), else below ``2**code_bits``.
+
     A full rebuild is a counting sort by code (FIFO); an update of ``m`` rows merges
     the reinserted entries, sorted by code, into the kept ones: ``O(L (n + S))`` for
     FIFO with offsets, ``O(L (n + m log m))`` otherwise.
@@ -93,17 +102,37 @@ class HashTables:
     """
 
     def __init__(self, L: int, n: int, capacity: int | None, replacement: str,
-                 rng: np.random.Generator):
+                 rng: np.random.Generator, *, code_bits: int | None = None):
         self.L, self.n = L, n
         self.capacity = capacity
         self.replacement = replacement
         self.rng = rng
+        if code_bits is not None and not 0 <= code_bits <= MAX_CODE_BITS:
+            raise ValueError(f"code_bits must be in [0, {MAX_CODE_BITS}], got {code_bits}")
+        #: the codes' width when fixed (None: the layout follows the largest code inserted)
+        self.code_bits = code_bits
+        if code_bits is None:  # empty, as if sized for code 0; the first insertion re-sizes
+            cdt, dense = np.dtype(np.uint8), True
+        else:
+            cdt, dense, _ = self._layout(self._space_top())
         self.state = _TableState(
-            codes=np.zeros((L, n), dtype=np.uint8), inserted=np.zeros(n, dtype=bool), count=0,
-            order=np.zeros((L, n), dtype=np.int32), dense=True,
-            index=np.zeros((L, 2), dtype=np.int32), n_buckets=1,
+            codes=np.zeros((L, n), dtype=cdt), inserted=np.zeros(n, dtype=bool), count=0,
+            order=np.zeros((L, n), dtype=np.int32), dense=dense,
+            index=(np.zeros((L, 2), dtype=np.int32) if dense else np.zeros((L, n), dtype=cdt)),
+            n_buckets=1 if dense else 0,
             keys=None if replacement == "fifo" else np.zeros((L, n), dtype=np.int64),
             max_code=-1)
+
+    def _space_top(self) -> int:
+        """The largest code the fixed code space holds."""
+        return (1 << self.code_bits) - 1
+
+    def _layout(self, max_code: int) -> tuple[np.dtype, bool, int]:
+        """``(code dtype, dense, S)`` of tables whose codes go up to ``max_code``: the
+        smallest dtype that holds them, the code space ``S`` (the power of 2 above
+        ``max_code``) and whether bucket offsets are kept (``S <= n``; else sorted codes)."""
+        S = 1 << max(max_code, 0).bit_length()
+        return _code_dtype(max(max_code, 0)), S <= self.n, S
 
     # -- sizes ----------------------------------------------------------------------------------
     @property
@@ -195,12 +224,12 @@ class HashTables:
         if rows.size == 0 and not clear:
             return 0
         top = int(new_codes.max()) if rows.size else -1
-        if top >= 2**MAX_CODE_BITS or (rows.size and int(new_codes.min()) < 0):
-            raise ValueError("codes must be in [0, 2**62)")
+        bits = MAX_CODE_BITS if self.code_bits is None else self.code_bits
+        if top >= 2**bits or (rows.size and int(new_codes.min()) < 0):
+            raise ValueError(f"codes must be in [0, 2**{bits})")
         max_code = top if clear else max(st.max_code, top)
-        cdt = _code_dtype(max(max_code, 0))
-        S = 1 << max(max_code, 0).bit_length()  # code space: a power of 2 above every code
-        dense = S <= n
+        # the layout: fixed by the code space, or following the largest code inserted
+        cdt, dense, S = self._layout(max_code if self.code_bits is None else self._space_top())
         codes_t = np.empty((L, rows.size), dtype=cdt)
         kern.transpose_codes(new_codes, codes_t)
         inserted = np.zeros(n, dtype=bool) if clear else st.inserted.copy()
