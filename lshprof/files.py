@@ -35,8 +35,23 @@ def check_output_target(path: str | os.PathLike, option: str) -> Path:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to a hidden temporary file beside ``path``, flush it to disk and
     rename it over ``path``: a reader never sees half a file, and a failed write
-    leaves the old file and no temporary behind."""
+    leaves the old file and no temporary behind. A target that exists and is not a regular
+    file (a device such as /dev/null, a FIFO, a folder) is refused with ``IsADirectoryError``
+    or ``FileExistsError``, never renamed over (as root, a rename would replace a device)."""
+    import stat
+
     path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError:
+        mode = None  # a loop or an unreadable part: the open below says what it is
+    if mode is not None and not stat.S_ISREG(mode):
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "Is a directory", str(path))
+        raise FileExistsError(17, "exists and is not a regular file (a device or FIFO)",
+                              str(path))
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as fh:
@@ -74,6 +89,7 @@ def write_error_message(path: str | os.PathLike, exc: OSError, *, kind: str = "p
              "EPERM": f"{other}, one you may write to",
              "ENOTDIR": f"a part of the path is a file, not a folder; {other}",
              "EISDIR": f"a folder is in the way; {other}",
+             "EEXIST": f"something that is not a file is in the way; {other}",
              "ELOOP": f"the path is a loop of symbolic links; {other}",
              "ENAMETOOLONG": f"{other}, with a shorter name"}
     reason = exc.strerror or str(exc) or type(exc).__name__

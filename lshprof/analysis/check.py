@@ -277,32 +277,12 @@ def _first_positive(g, col: str) -> float | None:
     return float(v.iloc[0]) if len(v) else None
 
 
-def _truthy(v) -> bool:
-    """A ``busy`` column's value: True, 1 or "true"/"yes"/"1" (any case); missing: False."""
-    if isinstance(v, str):
-        return v.strip().lower() in ("true", "yes", "1")
-    try:
-        return bool(v) and not math.isnan(float(v))
-    except (TypeError, ValueError):
-        return False
-
-
 def row_flags(g) -> list[str]:
-    """The flag names of one cell's rows ``g`` (a DataFrame of its epochs): what the rules of
-    :func:`lshprof.analysis.flags.cell_flags` see in them, every name of an optional ``flags``
-    column (semicolon-separated, e.g. ``"compiled;busy"``) and ``busy`` where an optional
-    boolean ``busy`` column is true in any epoch. A missing column adds nothing. Names of
-    :data:`lshprof.names.CELL_FLAGS` come first, in its order, then any other, sorted."""
-    from lshprof.analysis.flags import cell_flags, split_flags
-    from lshprof.names import CELL_FLAGS
+    """The flag names of one cell's rows ``g`` (a DataFrame of its epochs), by the rules of
+    :func:`lshprof.analysis.flags.cell_flags`, in :data:`lshprof.names.CELL_FLAGS` order."""
+    from lshprof.analysis.flags import cell_flags
 
-    names = {f.name for f in cell_flags(g)}
-    if "flags" in g.columns:
-        for v in g["flags"]:
-            names.update(n.strip() for n in split_flags(v) if n.strip())
-    if "busy" in g.columns and any(_truthy(v) for v in g["busy"]):
-        names.add("busy")
-    return [n for n in CELL_FLAGS if n in names] + sorted(names - set(CELL_FLAGS))
+    return [f.name for f in cell_flags(g)]
 
 
 class _Bad(Exception):

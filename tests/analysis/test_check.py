@@ -543,21 +543,21 @@ def test_a_hand_made_run_checks_like_its_profile(tmp_path):
 
 
 def busy_rows(label, how):
-    """An ``edit_rows`` that marks every epoch of cell ``label`` busy, by ``how``: the
-    boolean column ``busy`` or the text column ``flags``."""
+    """An ``edit_rows`` that makes every epoch of cell ``label`` look as ``how`` says: timed
+    while another process kept the machine's second core busy (``busy``), or with numba
+    compiling inside it (``compiled``), or both (``busy;compiled``)."""
     def edit(cell_id, rows):
         if cell_id.startswith(label + "|"):
             for r in rows:
-                if how == "busy":
-                    r["busy"] = True
-                else:
-                    r["flags"] = how
+                if "busy" in how:
+                    r.update(other_cpu_cores=1.0, machine_cores=2)
+                if "compiled" in how:
+                    r["jit_s"] = 0.001
     return edit
 
 
-@pytest.mark.parametrize("how, flag", [("busy", "busy"), ("busy;energy", "busy"),
-                                       ("compiled", "compiled"),
-                                       ("degenerate;compiled", "compiled")])
+@pytest.mark.parametrize("how, flag", [("busy", "busy"), ("compiled", "compiled"),
+                                       ("busy;compiled", "compiled")])
 def test_a_busy_cell_is_unstable_timing_not_a_verdict(tmp_path, how, flag):
     """A cell timed while the machine was busy (or that compiled inside a measured epoch)
     is not judged on time: "unstable timing", skipped with the reason, even where the
@@ -599,18 +599,17 @@ def test_a_busy_dense_cell_makes_every_ratio_unstable(tmp_path, capsys):
 
 
 def test_flags_of_missing_columns_are_none(tmp_path):
-    """No ``busy`` or ``flags`` column (every run before them): nothing flagged; a false or
-    empty value flags nothing either."""
+    """Rows without the columns the rules read (every run before them): nothing flagged;
+    with them, the flags in their one order."""
     import pandas as pd
 
     from lshprof.analysis.check import row_flags
 
     assert row_flags(pd.DataFrame({"epoch": [1, 2], "method": ["lsh"] * 2})) == []
-    g = pd.DataFrame({"epoch": [1, 2], "busy": [False, float("nan")], "flags": ["", None]})
-    assert row_flags(g) == []
-    g = pd.DataFrame({"epoch": [1, 2], "busy": ["False", "true"],
-                      "flags": ["compiled; degenerate", "busy"]})
-    assert row_flags(g) == ["compiled", "busy", "degenerate"]
+    g = pd.DataFrame({"epoch": [1, 2], "method": ["lsh"] * 2, "threads": [1, 1],
+                      "other_cpu_cores": [0.1, 1.2], "machine_cores": [2, 2],
+                      "jit_s": [0.0, 0.02]})
+    assert row_flags(g) == ["compiled", "busy"]
 
 
 def _set(rows, i, key, value):

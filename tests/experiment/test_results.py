@@ -1299,3 +1299,23 @@ def test_atomic_writer_cleanup_keeps_the_first_error(tmp_path):
                                option="--json") == ("cannot write x.json: Read-only file system; "
                                                     "choose another file with --json, on a "
                                                     "writable file system")
+
+
+def test_atomic_writer_never_renames_over_a_device_or_fifo(tmp_path):
+    """As root a rename replaces anything: a device (here a FIFO, made in the test's own
+    folder; /dev/null is the real-life case) is refused, and stays what it was."""
+    import stat
+
+    from lshprof.files import write_error_message, write_text_atomic
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(FileExistsError) as ei:
+        write_text_atomic(fifo, "{}")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]   # no temporary left
+    assert write_error_message(fifo, ei.value, kind="file", option="--json").startswith(
+        f"cannot write {fifo}: exists and is not a regular file (a device or FIFO)")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(IsADirectoryError):
+        write_text_atomic(tmp_path / "folder", "{}")

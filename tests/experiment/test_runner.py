@@ -152,7 +152,9 @@ def test_phase_times_add_up(estimate_df):
         assert sum(r[c] for c in PHASE_COLS) == pytest.approx(r["wall_total_s"], abs=1e-9)
         assert all(r[c] >= 0 for c in PHASE_COLS)
         outer = r["wall_elapsed_s"]
-        assert abs(r["wall_total_s"] + r["jit_s"] - outer) <= max(0.01 * outer, 200e-6), r
+        # (1 ms of slack: a busy machine can hold the thread between the outer clock and
+        # the phase clock's first push; compilation here takes seconds)
+        assert abs(r["wall_total_s"] + r["jit_s"] - outer) <= max(0.01 * outer, 1e-3), r
         assert sum(r[f"eval_{c}"] for c in PHASE_COLS) == pytest.approx(r["eval_wall_total_s"],
                                                                         abs=1e-9)
 
@@ -208,7 +210,9 @@ def test_jit_without_warmup_lands_in_jit_not_phases(tmp_path, root):
     assert lsh[0]["jit_s"] > 0 and lsh[1]["jit_s"] == 0
     for r in dense + lsh:
         outer = r["wall_elapsed_s"]
-        assert abs(r["wall_total_s"] + r["jit_s"] - outer) <= max(0.01 * outer, 200e-6)
+        # (1 ms of slack: a busy machine can hold the thread between the outer clock and
+        # the phase clock's first push; compilation here takes seconds)
+        assert abs(r["wall_total_s"] + r["jit_s"] - outer) <= max(0.01 * outer, 1e-3)
     # the JIT time is in no phase: epoch 1's phases add up to its elapsed time less the JIT
     assert lsh[0]["wall_total_s"] < lsh[0]["wall_elapsed_s"] - 0.5 * lsh[0]["jit_s"]
 

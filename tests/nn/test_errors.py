@@ -132,7 +132,7 @@ def test_mlp_errors():
         make_optimizer("rmsprop", model.layers)
     with pytest.raises(ValueError, match="unknown parameter 'betas' for optimizer 'adam'"):
         make_optimizer("adam", model.layers, betas=(0.9, 0.99))
-    with pytest.raises(ValueError, match="lr must be > 0"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         make_optimizer("sgd", model.layers, lr=0)
     with pytest.raises(ValueError, match=r"beta2 must be below 1"):
         make_optimizer("adam", model.layers, beta2=1.0)
