@@ -369,8 +369,8 @@ def _run_profile(folder: Path) -> Profile:
 
     meta = read_run(folder)  # checks the type of every key it holds
     if not meta.get("complete"):
-        raise ResultsError(f"{folder} is an {meta.get('status')} run ({meta.get('rows', 0)} "
-                           "rows); finish it (lshprof run SCENARIO -o FOLDER resumes it) before "
+        raise ResultsError(f"{folder} holds a run that is not complete (status "
+                           f"{meta.get('status')}, {meta.get('rows', 0)} rows); finish it (lshprof run SCENARIO -o FOLDER resumes it) before "
                            "checking it or making a baseline of it")
     df = load_results(folder)
     if df.empty or "cell" not in df.columns:

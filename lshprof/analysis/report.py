@@ -680,6 +680,8 @@ def _table(df, columns: list[tuple[str, str]], *, sortable: bool = True) -> str:
 
 
 def _header(runs: list[Run]) -> str:
+    from lshprof.analysis.flags import is_smoke
+
     def machine(m):
         mach = m.get("machine") or {}
         mem = mach.get("memory_total_bytes")
@@ -705,7 +707,9 @@ def _header(runs: list[Run]) -> str:
         return e.get("summary") or f"{e.get('source', 'none')} ({e.get('backend', '-')})"
 
     fields = (
-        ("scenario", lambda m, r: f"{r.name}: {r.scenario.get('description') or ''}".rstrip(": ")),
+        ("scenario", lambda m, r: f"{r.name}: {r.scenario.get('description') or ''}".rstrip(": ")
+         + (" [SMOKE RUN (--quick): the sizes above were reduced; see 'sizes used']"
+            if is_smoke(m) else "")),
         ("run", lambda m, r: f"{r.key} ({m.get('status')}, {m.get('rows', 0)} rows)"),
         ("date", lambda m, r: f"{m.get('started_at', '-')} to {m.get('ended_at', '-')}"),
         ("lshprof", lambda m, r: f"{m.get('lshprof_version', '-')}" + (

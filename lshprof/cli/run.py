@@ -265,11 +265,11 @@ def _train_cells(args, scen, data, out: Path, cells, skipped: int | None, err, s
         err.print(escape(f"{what}: {kept()} of {len(cells)} cells finished and kept "
                          f"in {out}; resume with: {_resume_command(args, out)}"))
         return 143 if isinstance(exc, _Terminated) else 130
-    except ResultsError as exc:   # e.g. the disk filled up: what is on disk stays
-        display.stop()
+    except LshprofError as exc:   # e.g. the disk filled up, a counter failed: what is on
+        display.stop()            # disk stays, and the line says how to go on
         if kept():
-            raise ResultsError(f"{exc}; {kept()} of {len(cells)} cells finished and are kept "
-                               f"in {out}: resume with: {_resume_command(args, out)}") from None
+            raise type(exc)(f"{exc}; {kept()} of {len(cells)} cells finished and are kept "
+                            f"in {out}: resume with: {_resume_command(args, out)}") from None
         raise
     print_summary(out, quiet=args.quiet)
     return write_run_report(args, out)

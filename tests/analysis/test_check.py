@@ -456,7 +456,8 @@ def test_incomplete_run_is_refused(ci_run, tmp_path, capsys):
     meta.update(status="interrupted", complete=False)
     (run / "run.json").write_text(json.dumps(meta))
     assert cli.main(["baseline", str(run), "-o", str(tmp_path / "b.json")]) == 2
-    assert "interrupted run" in capsys.readouterr().err and not (tmp_path / "b.json").exists()
+    assert "not complete (status interrupted" in capsys.readouterr().err
+    assert not (tmp_path / "b.json").exists()
     assert cli.main(["check", str(run), "--baseline", str(ci_run)]) == 2
 
 
@@ -726,7 +727,7 @@ def _corrupt_cell(tmp_path):
     (_nan_threshold, "threshold time_factor must be a finite number, got nan (from the "
                      "scenario)"),
     (_other_epochs, "compare runs of the same settings"),
-    (_incomplete_run, "is an interrupted run"),
+    (_incomplete_run, "not complete (status interrupted"),
     (_corrupt_cell, "is corrupt (not valid JSON"),
 ], ids=lambda v: v.__name__.strip("_") if callable(v) else "")
 def test_input_errors_exit_2_never_1(tmp_path, capsys, make, words):

@@ -208,3 +208,45 @@ def test_a_measured_epoch_without_a_figure_leaves_the_cell_without_energy():
     assert math.isnan(lsh["energy_j"]) and math.isnan(lsh["energy_share"])
     assert lsh["flags"] == "energy" and note in lsh["flag_notes"]
     assert {c.key: c.verdict for c in C.check_claims(summarize(df))}["energy"] == C.NOT_MEASURED
+
+
+def test_the_report_says_smoke_run_and_lists_every_flagged_cell(tmp_path):
+    """A smoke run's page says so in its header, above the claims and beside every verdict,
+    shows the sizes its rows were measured with, and lists each flagged cell with its
+    notes; the run table prints the same."""
+    import re
+
+    from lshprof.analysis.report import build_report
+    from lshprof.cli.run import print_summary
+    from lshprof.experiment.results import RunWriter
+
+    meta = {"scenario": {"name": "tiny", "description": "at 5%, 10% and 25% active, two seeds",
+                         "settings": {"quick_applied": True},
+                         "data_shape": {"n_train": 100, "n_test": 1000}}}
+    cells = {"dense": [row("dense", epoch=e) for e in (1, 2)],
+             "lsh": [row(epoch=e, jit_s=0.5 * (e == 1), wall_elapsed_s=1.5,
+                         layer_active_fraction="[0.0002, 1.0]") for e in (1, 2)]}
+    with RunWriter(tmp_path / "run", meta) as w:
+        for cell_id, rows in cells.items():
+            for r in rows:
+                r["cell"] = cell_id
+            w.add_cell(cell_id, rows)
+    page = build_report([tmp_path / "run"], plotly_src="plotly.min.js")
+    text = re.sub(r"<[^>]+>", " ", page)
+    assert "SMOKE RUN (--quick): the sizes above were reduced" in text
+    assert "2 epoch(s), fractions 0.05, 1 seed(s), 100 training samples per epoch" in text
+    assert text.count(SMOKE_NOTE) >= 1 + 6          # the banner and each of the six claims
+    assert "1 of 2 cells are flagged" in text
+    assert 'data-flags="compiled;below_budget"' in page
+    assert "0.5 s of numba compilation inside measured epoch(s) 1" in text
+    print_summary(tmp_path / "run")
+
+
+def test_the_run_table_marks_smoke_runs_and_flags(tmp_path, capsys):
+    test_the_report_says_smoke_run_and_lists_every_flagged_cell(tmp_path)
+    out = capsys.readouterr().out
+    assert "SMOKE RUN (--quick): sizes reduced; verdicts are not evidence" in out
+    assert "compiled (lsh @ 0.05): 0.5 s of numba compilation" in out
+    assert "below_budget (lsh @ 0.05): layer 1 computed 0.020% of its nodes" in out
+    # the time of the flagged cell is without its compilation: (1.5 - 0.5) + 1.5
+    assert " 2.50 " in out

@@ -94,7 +94,7 @@ def test_each_zone_counted_once_in_every_layout(tmp_path):
         assert len({z.label for z in zones}) == len(zones)
 
 
-def test_amd_per_die_zones_sum_the_dies(tmp_path):
+def test_amd_per_die_zones_sum_the_dies(tmp_path, clock):
     spec = []
     for i, (pkg, die) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
         spec.append((f"intel-rapl:{i}", f"package-{pkg}-die-{die}", 1_000))
@@ -110,13 +110,14 @@ def test_amd_per_die_zones_sum_the_dies(tmp_path):
     for i, uj in enumerate((1_000_000, 2_000_000, 3_000_000, 4_000_000)):
         tree.add(f"intel-rapl:{i}", uj)
         tree.add(f"intel-rapl:{i}:0", uj // 2)
+    clock.advance(1)  # 10 J in a second: a power any package can draw
     r = meter.interval(m0, meter.mark())
     assert r.energy_j == 10.0
     assert r.domains == {"package": 10.0, "core": 5.0}
     assert r.zones["package-1-die-1"] == 4.0 and r.zones["package-0-die-1/core"] == 1.0
 
 
-def test_mmio_duplicate_counted_once_and_reported(tmp_path):
+def test_mmio_duplicate_counted_once_and_reported(tmp_path, clock):
     tree = make_tree(tmp_path, [("intel-rapl:0", "package-0", 0), ("intel-rapl:0:0", "core", 0),
                                 ("intel-rapl-mmio:0", "package-0", 0)])
     meter = PowercapMeter(str(tree.root), background=False)
@@ -127,10 +128,11 @@ def test_mmio_duplicate_counted_once_and_reported(tmp_path):
     m0 = meter.mark()
     tree.set("intel-rapl:0", 7_000_000)
     tree.set("intel-rapl-mmio:0", 7_000_000)
+    clock.advance(1)
     assert meter.interval(m0, meter.mark()).energy_j == 7.0
 
 
-def test_mmio_only_tree_is_used(tmp_path):
+def test_mmio_only_tree_is_used(tmp_path, clock):
     tree = make_tree(tmp_path, [("intel-rapl-mmio:0", "package-0", 100)])
     meter = PowercapMeter(str(tree.root), background=False)
     (zone,) = meter.zones
@@ -138,14 +140,16 @@ def test_mmio_only_tree_is_used(tmp_path):
     assert meter.skipped == ()
     m0 = meter.mark()
     tree.set("intel-rapl-mmio:0", 2_500_100)
+    clock.advance(1)
     assert meter.interval(m0, meter.mark()).energy_j == 2.5
 
 
-def test_psys_only_is_the_total_and_says_so(tmp_path):
+def test_psys_only_is_the_total_and_says_so(tmp_path, clock):
     tree = make_tree(tmp_path, [("intel-rapl:0", "psys", 0)])
     meter = PowercapMeter(str(tree.root), background=False)
     m0 = meter.mark()
     tree.set("intel-rapl:0", 3_000_000)
+    clock.advance(1)
     r = meter.interval(m0, meter.mark())
     assert r.energy_j == 3.0 and r.domains == {"psys": 3.0}
     assert "psys" in r.note
@@ -161,11 +165,12 @@ def test_zone_without_energy_file_is_skipped(tmp_path):
 
 # ---- wraparound ----------------------------------------------------------------------------
 
-def test_one_wrap_between_two_marks(tmp_path):
+def test_one_wrap_between_two_marks(tmp_path, clock):
     tree = make_tree(tmp_path, [("intel-rapl:0", "package-0", BIG - 1_000_000)])
     meter = PowercapMeter(str(tree.root), background=False)
     m0 = meter.mark()
     tree.set("intel-rapl:0", 2_500_000)
+    clock.advance(1)
     r = meter.interval(m0, meter.mark())
     assert r.energy_j == 3.5 and r.note == ""
 
@@ -579,6 +584,7 @@ def test_subzones_alone_are_not_a_total(tmp_path, clock):
     meter = PowercapMeter(str(tree.root), background=False)
     m0 = meter.mark()
     tree.add("intel-rapl:0:0", 3_000_000)
+    clock.advance(1)
     r = meter.interval(m0, meter.mark())
     assert r.energy_j is None and r.zones == {"intel-rapl:0/core": 3.0}
     assert r.note.startswith("intel-rapl:0 has no energy counter (only its subzone core has one)")
@@ -705,3 +711,34 @@ def test_counter_notes_reach_the_energy_note_column(tmp_path, clock):
     assert back["energy_note"].startswith("counter reset or stepped back on package-0 (energy_uj "
                                           "fell from 4000000 to 3000000, ")
     assert back["energy_note"].endswith(": no measurement for this interval")
+
+
+def test_a_reading_outside_the_counters_range_is_no_figure(tmp_path, clock):
+    """energy_uj above max_energy_range_uj is no counter value (a broken driver, a fake
+    tree): no figure, and the note says so, however plausible the modular difference."""
+    tree = make_tree(tmp_path, [("intel-rapl:0", "package-0", 1_000)])
+    meter = PowercapMeter(str(tree.root), background=False)
+    m0 = meter.mark()
+    tree.set("intel-rapl:0", 1_000 + 5_000 + 3 * BIG)     # +5 mJ, three ranges too high
+    clock.advance(1)
+    r = meter.interval(m0, meter.mark())
+    assert r.source == "measured" and r.energy_j is None
+    assert r.note.startswith(f"counter out of range on package-0 (energy_uj reads "
+                             f"{1_000 + 5_000 + 3 * BIG}, outside its range 0-{BIG}")
+
+
+def test_a_short_interval_cannot_pass_several_times_the_ceiling(tmp_path, clock):
+    """The grace for the counters' 1 ms update step is 2 ms of the ceiling: 3 J in 1 ms
+    (3 kW, three times the 1000 W default) is no figure; 2.5 J in 1 ms can be one update
+    step late, and passes."""
+    assert powercap.COUNTER_GRACE_S == 0.002
+    tree = make_tree(tmp_path, [("intel-rapl:0", "package-0", 0)])
+    meter = PowercapMeter(str(tree.root), background=False)
+    m0 = meter.mark()
+    tree.set("intel-rapl:0", 3_100_000)
+    clock.advance(0.001)
+    assert meter.interval(m0, meter.mark()).energy_j is None
+    m1 = meter.mark()
+    tree.add("intel-rapl:0", 2_500_000)
+    clock.advance(0.001)
+    assert meter.interval(m1, meter.mark()).energy_j == 2.5

@@ -86,7 +86,11 @@ or ``counter jumped on ...`` for a leap forward). Intervals before and after it
 measure as usual, from the counter's new value. A genuine wrap implies a
 plausible power and stays a wrap. While polls come on schedule (a quarter of
 the time to wrap, below), a step back implies at least four times the assumed
-peak, so none passes for a wrap.
+peak, so none passes for a wrap. A reading outside ``[0, max_energy_range_uj]`` is
+no counter value at all, and is treated the same way (``counter out of range``).
+The grace of 2 ms covers the counters' update step (about 1 ms) and the time a poll
+takes to read the zones; more would let a short interval pass several times the
+ceiling.
 
 Polling
 -------
@@ -140,7 +144,7 @@ DEFAULT_MAX_POWER_W = 1000.0
 ADVERTISED_HEADROOM = 2.0
 #: Seconds added to the time between two polls when checking a delta against a zone's
 #: maximum: the counters update about once a millisecond and a poll reads them one by one.
-COUNTER_GRACE_S = 0.01
+COUNTER_GRACE_S = 0.002
 #: Bounds of the default poll interval, in seconds.
 MIN_POLL_S = 0.05
 MAX_POLL_S = 60.0
@@ -524,7 +528,10 @@ class PowercapMeter(EnergyMeter):
                 before, after = self._last_raw[i], raw[i]
                 delta = (after - before) % zone.max_energy_range_uj
                 ceiling_w = self.ceiling_w[zone.label]
-                if delta > ceiling_w * 1e6 * (dt_s + COUNTER_GRACE_S):
+                # a reading outside [0, range] is no counter value at all
+                outside = not (0 <= before <= zone.max_energy_range_uj
+                               and 0 <= after <= zone.max_energy_range_uj)
+                if outside or delta > ceiling_w * 1e6 * (dt_s + COUNTER_GRACE_S):
                     self._faults[i].append(_Fault(before, after, delta, dt_s, ceiling_w))
                 else:
                     self._totals[i] += delta
@@ -567,6 +574,13 @@ class PowercapMeter(EnergyMeter):
         else:
             energy_j = sum(deltas[i] for i in self._total) / 1e6
         notes = [self._fault_note(i, f) for i, f in enumerate(faults) if f]
+        for z, d in zip(self.zones, deltas):
+            # within the grace of one counter update, but above the ceiling: a figure, said so
+            if d is not None and wall_s > 0 and d / 1e6 / wall_s > self.ceiling_w[z.label]:
+                notes.append(f"{z.label} read {d / 1e6:.4g} J in {wall_s:.3g} s "
+                             f"({d / 1e6 / wall_s:.4g} W), above the zone's "
+                             f"{self.ceiling_w[z.label]:g} W maximum: within one counter update "
+                             "step of it, but check the figure")
         if self._total_note:
             notes.append(self._total_note)
         with self._lock:
@@ -585,7 +599,12 @@ class PowercapMeter(EnergyMeter):
 
     def _fault_note(self, i: int, faults: list[_Fault]) -> str:
         zone, f = self.zones[i], faults[0]
-        if f.after < f.before:
+        top = zone.max_energy_range_uj
+        if not (0 <= f.before <= top and 0 <= f.after <= top):
+            bad = f.after if not 0 <= f.after <= top else f.before
+            what = (f"counter out of range on {zone.label} (energy_uj reads {bad}, outside its "
+                    f"range 0-{top} of max_energy_range_uj)")
+        elif f.after < f.before:
             what = (f"counter reset or stepped back on {zone.label} (energy_uj fell from {f.before} "
                     f"to {f.after}, which read as a wrap would be {f.delta_uj / 1e6:.6g} J in "
                     f"{f.dt_s:.3g} s, over the zone's {f.ceiling_w:g} W maximum)")
