@@ -582,8 +582,11 @@ class Counter(threading.Thread):
 FELL, ROSE = "counter reset or stepped back on package-0", "counter jumped on package-0"
 
 
-@pytest.mark.parametrize("fault, notes", [("back", (FELL,)), ("leap", (ROSE, FELL))])
-def test_counters_that_step_back_or_leap_are_not_figures(world, tmp_path, fault, notes):
+def run_with_counter(world, tmp_path, fault, *, first_fault=False):
+    """The scenario run with ``--energy powercap`` on a fake package + dram tree whose
+    package counter a :class:`Counter` thread drives as ``fault`` says, for the whole run
+    (``first_fault``: from its first fault on). Returns ``(CompletedProcess, counter, run
+    folder, the energy options)``."""
     tree = make_tree(tmp_path / "rapl", [("intel-rapl:0", "package-0", 10**9),
                                          ("intel-rapl:0:0", "dram", 10**9)])
     options = ("--energy", "powercap", "--powercap-root", tree.root)
@@ -591,10 +594,18 @@ def test_counters_that_step_back_or_leap_are_not_figures(world, tmp_path, fault,
     counter = Counter(tree, fault)
     counter.start()
     try:
+        while first_fault and not counter.faults:
+            time.sleep(0.001)
         r = world.run("-o", out, *options)
     finally:
         counter.stop.set()
         counter.join()
+    return r, counter, out, options
+
+
+@pytest.mark.parametrize("fault, notes", [("back", (FELL,)), ("leap", (ROSE, FELL))])
+def test_counters_that_step_back_or_leap_are_not_figures(world, tmp_path, fault, notes):
+    r, counter, out, options = run_with_counter(world, tmp_path, fault)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     assert counter.faults > 0
     df = load_results(out)
@@ -628,19 +639,7 @@ def test_a_counter_above_its_range_is_not_a_silent_figure(world, tmp_path):
     """energy_uj counts from 0 to max_energy_range_uj; a package counter that reads above
     its range (a driver or firmware fault, or a range in the wrong unit) breaks the wrap
     rule every figure rests on: the run refuses it in one line, or its figures say so."""
-    tree = make_tree(tmp_path / "rapl", [("intel-rapl:0", "package-0", 10**9),
-                                         ("intel-rapl:0:0", "dram", 10**9)])
-    options = ("--energy", "powercap", "--powercap-root", tree.root)
-    out = tmp_path / "run"
-    counter = Counter(tree, "over")
-    counter.start()
-    try:
-        while not counter.faults:
-            time.sleep(0.001)
-        r = world.run("-o", out, *options)
-    finally:
-        counter.stop.set()
-        counter.join()
+    r, _, out, _ = run_with_counter(world, tmp_path, "over", first_fault=True)
     assert "Traceback" not in r.stderr, r.stderr
     if r.returncode != 0:
         assert r.returncode == 2 and one_line(r.stderr), r.stderr
@@ -660,17 +659,7 @@ def test_a_counter_drawing_three_times_the_maximum_is_not_a_silent_figure(world,
     without an advertised limit is taken to draw: no epoch's figure may imply more than
     1000 W without a note saying so (short intervals included: the meter's allowance for
     poll timing must not let 3x its ceiling pass as measured)."""
-    tree = make_tree(tmp_path / "rapl", [("intel-rapl:0", "package-0", 10**9),
-                                         ("intel-rapl:0:0", "dram", 10**9)])
-    options = ("--energy", "powercap", "--powercap-root", tree.root)
-    out = tmp_path / "run"
-    counter = Counter(tree, "overdraw")
-    counter.start()
-    try:
-        r = world.run("-o", out, *options)
-    finally:
-        counter.stop.set()
-        counter.join()
+    r, _, out, _ = run_with_counter(world, tmp_path, "overdraw")
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     df = load_results(out)
     for energy, wall, note in (("energy_j", "wall_elapsed_s", "energy_note"),

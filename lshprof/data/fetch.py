@@ -63,7 +63,8 @@ from lshprof.errors import ConfigError, DataError
 
 __all__ = ["RemoteFile", "Source", "SOURCES", "data_home", "sources", "get_source", "folder",
            "mirrors_for", "fetch", "missing", "verify", "require", "local_file", "sha256_of",
-           "open_data_file", "read_exact", "read_body", "check_body_size", "shape_text", "GZIP_ERRORS",
+           "open_data_file", "read_exact", "read_body", "check_body_size", "announced_shape",
+           "shape_text", "GZIP_ERRORS",
            "is_symlink_loop", "size_text"]
 
 #: Bytes read per step while downloading or hashing.
@@ -612,6 +613,19 @@ def check_body_size(fh: BinaryIO, path, shape: tuple[int, ...], dtype, kind: str
         raise DataError(f"{path}: truncated: {says}, more than its gzip data can unpack "
                         f"to (at most {size_text(room)}): {fix}")
     return count
+
+
+def announced_shape(path: str | os.PathLike, read_header, kind: str):
+    """``(shape, dtype)`` that the header of data file ``path`` announces, read by
+    ``read_header(fh, path)`` and checked against the file's size
+    (:func:`check_body_size`); its body is not read. ``kind`` names the format."""
+    with open_data_file(path) as fh:
+        try:
+            shape, dtype = read_header(fh, path)
+            check_body_size(fh, path, shape, dtype, kind)
+        except GZIP_ERRORS as exc:
+            raise DataError(f"{path}: corrupt gzip data: {exc}") from None
+    return shape, dtype
 
 
 def read_body(fh: BinaryIO, path, shape: tuple[int, ...], dtype, kind: str):

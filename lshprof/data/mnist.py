@@ -69,13 +69,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 def idx_shape(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and element type IDX file ``path`` announces, read from its header only
     (and checked against the file's size, as :func:`read_idx` does before reading)."""
-    with _fetch.open_data_file(path) as fh:
-        try:
-            shape, dtype = _read_header(fh, path)
-            _fetch.check_body_size(fh, path, shape, dtype, "IDX")
-        except _fetch.GZIP_ERRORS as exc:
-            raise DataError(f"{path}: corrupt gzip data: {exc}") from None
-    return shape, dtype
+    return _fetch.announced_shape(path, _read_header, "IDX")
 
 
 def _read_pair(where: Path, images_file: str, labels_file: str) -> tuple[np.ndarray, np.ndarray]:

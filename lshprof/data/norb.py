@@ -79,13 +79,7 @@ def _read_header(fh, path) -> tuple[tuple[int, ...], np.dtype]:
 def norb_shape(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
     """The shape and element type NORB matrix file ``path`` announces, from its header only
     (checked against the file's size, as :func:`read_norb_file` does before reading)."""
-    with _fetch.open_data_file(path) as fh:
-        try:
-            shape, dtype = _read_header(fh, path)
-            _fetch.check_body_size(fh, path, shape, dtype, "NORB")
-        except _fetch.GZIP_ERRORS as exc:
-            raise DataError(f"{path}: corrupt gzip data: {exc}") from None
-    return shape, dtype
+    return _fetch.announced_shape(path, _read_header, "NORB")
 
 
 def _read_part(where: Path, part: str) -> tuple[np.ndarray, np.ndarray]:
