@@ -174,7 +174,9 @@ def test_usage_between_busy_loop():
                       "rss_bytes", "peak_rss_bytes", "cpu_freq_mhz"}
     assert u["other_cpu_cores"] is None or u["other_cpu_cores"] >= 0
     assert u["wall_s"] > 0.15
-    assert 0.5 <= u["process_cpu_util"] <= 1.5
+    # a busy loop on one thread: some CPU, at most a core (other processes may take the
+    # core away for a while, so no lower bound but > 0)
+    assert 0 < u["process_cpu_util"] <= 1.5
     assert u["system_cpu_util_percent"] is None or 0 <= u["system_cpu_util_percent"] <= 100
     assert u["rss_bytes"] == b.rss_bytes and u["peak_rss_bytes"] == b.peak_rss_bytes
 
