@@ -49,6 +49,7 @@ from fake_sysfs import BIG, make_tree
 from lshprof import load_results
 from lshprof.cli import main
 from lshprof.errors import ResultsError
+from lshprof.measure.system import machine_key
 from lshprof.experiment.results import (CELLS_DIR, HOLDER_FILE, LOCK_FILE, RUN_FILE, lock_holder,
                                         read_run)
 
@@ -447,7 +448,7 @@ def test_a_stale_lock_does_not_block_the_resume(world, tmp_path):
     seen = kill_at(world.spawn("-o", out, logs=tmp_path / "log"), out, 2, 0.0)
     assert (out / LOCK_FILE).exists()
     assert lock_holder(out) is None
-    (out / HOLDER_FILE).write_text(json.dumps({"pid": os.getpid(), "host": os.uname().nodename,
+    (out / HOLDER_FILE).write_text(json.dumps({"pid": os.getpid(), "machine": machine_key(),
                                                "started_at": "2025-01-01T00:00:00+00:00",
                                                "command": "lshprof run ci"}) + "\n")
     assert lock_holder(out) is None

@@ -88,7 +88,6 @@ import math
 import os
 import re
 import shlex
-import socket
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -219,6 +218,12 @@ def _command_line() -> str:
     return shlex.join(argv)
 
 
+def _machine_key() -> str:
+    from lshprof.measure.system import machine_key
+
+    return machine_key()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -252,11 +257,11 @@ def _holder_record(folder: Path) -> str:
             raise ValueError
     except (OSError, ValueError, KeyError, TypeError):
         return "a process that has not recorded its pid"
-    host = d.get("host")
-    here = host in (None, socket.gethostname())
+    # the machine as a one-way key (its name is never recorded, as in every other file)
+    here = d.get("machine") in (None, _machine_key())
     if here and not _pid_alive(pid):
         return f"a process that has not recorded its pid; pid {pid} recorded before has ended"
-    text = f"pid {pid}" + ("" if here else f" on {host}")
+    text = f"pid {pid}" + ("" if here else " on another machine")
     if isinstance(d.get("started_at"), str):
         text += f", started {d['started_at']}"
     if isinstance(d.get("command"), str):
@@ -460,7 +465,7 @@ class RunWriter:
             raise ResultsError(write_error_message(self.folder / LOCK_FILE, exc, kind="folder",
                                                    option="-o")) from None
         self._lock = lock
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "started_at": utc_now(),
+        record = {"pid": os.getpid(), "machine": _machine_key(), "started_at": utc_now(),
                   "command": _command_line()}
         try:   # only words for a refusal: a folder that cannot take it fails at run.json
             write_text_atomic(self.folder / HOLDER_FILE, json.dumps(record) + "\n")

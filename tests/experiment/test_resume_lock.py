@@ -109,9 +109,9 @@ def test_holder_words_when_its_record_is_stale_or_foreign(tmp_path):
         assert lock_holder(folder, wait_s=0) == (f"a process that has not recorded its pid; pid "
                                        f"{gone.pid} recorded before has ended")
         (folder / HOLDER_FILE).write_text(json.dumps(
-            {"pid": 4242, "host": "elsewhere", "started_at": "2025-01-01T00:00:00+00:00",
+            {"pid": 4242, "machine": "0123456789abcdef", "started_at": "2025-01-01T00:00:00+00:00",
              "command": "lshprof run ci -o r"}))
-        assert lock_holder(folder) == ("pid 4242 on elsewhere, started "
+        assert lock_holder(folder) == ("pid 4242 on another machine, started "
                                        "2025-01-01T00:00:00+00:00: lshprof run ci -o r")
         (folder / HOLDER_FILE).write_bytes(b"\xff not json")
         assert lock_holder(folder, wait_s=0) == "a process that has not recorded its pid"
