@@ -47,7 +47,7 @@ from typing import Any
 from lshprof.analysis.flags import split_flags
 from lshprof.analysis.summary import at_fewest_threads, finite
 
-__all__ = ["Claim", "check_claims", "HOLDS", "FAILS", "NOT_MEASURED", "MAC_SHARE_CLAIM",
+__all__ = ["Claim", "check_claims", "lsh_labels", "HOLDS", "FAILS", "NOT_MEASURED", "MAC_SHARE_CLAIM",
            "MAC_SHARE_LIMIT", "ACCURACY_TOLERANCE", "REALIZED_MIN", "SCALING_EFFICIENCY_MIN"]
 
 HOLDS, FAILS, NOT_MEASURED = "holds", "does not hold", "not measured"
@@ -322,20 +322,56 @@ def _claim_scaling(summary) -> Claim:
         return _not_measured(key, claim, rule, f"no LSH fraction was run at both {lo} and {hi} "
                                                "threads")
     op = values[0]["efficiency"]
-    text = "; ".join(f"at fraction {_f(v['fraction'])}: {v['speedup']:.2f}x from {lo} to {hi} "
+    text = f"{lsh['method'].iloc[0]}: " + "; ".join(f"at fraction {_f(v['fraction'])}: {v['speedup']:.2f}x from {lo} to {hi} "
                      f"threads (efficiency {v['efficiency']:.2f})" for v in values)
     return Claim(key, claim, rule, HOLDS if _at_least(op, SCALING_EFFICIENCY_MIN) else FAILS, text,
                  values)
 
 
-def check_claims(summary, *, smoke: str | None = None) -> list[Claim]:
-    """Every claim, judged on one run's :func:`~lshprof.analysis.summary.summarize` table.
-    ``smoke``: the run's smoke-run note (:func:`lshprof.analysis.flags.smoke_note`), which
-    every claim then carries."""
+def _judge(summary) -> list[Claim]:
     claims = [_claim_macs(summary), _claim_accuracy(summary), _claim_baselines(summary),
               _claim_realized(summary, "time"), _claim_realized(summary, "energy"),
               _claim_scaling(summary)]
-    claims = [_flag_notes(c, summary) for c in claims]
+    return [_flag_notes(c, summary) for c in claims]
+
+
+def lsh_labels(summary) -> list[str]:
+    """The labels of the run's LSH methods (kind ``lsh``), in the order they first appear."""
+    if "kind" not in summary.columns or summary.empty:
+        return []
+    return list(dict.fromkeys(summary.loc[summary["kind"] == "lsh", "method"].astype(str)))
+
+
+def check_claims(summary, *, smoke: str | None = None) -> list[Claim]:
+    """Every claim, judged on one run's :func:`~lshprof.analysis.summary.summarize` table.
+    ``smoke``: the run's smoke-run note (:func:`lshprof.analysis.flags.smoke_note`), which
+    every claim then carries.
+
+    The claims are judged on one LSH label, the first the run has, and each says which
+    (``measured`` starts with it). A run with several LSH labels (a scenario's variants, a
+    parameter grid) has each of the others judged the same way, and every claim notes
+    their verdicts."""
+    labels = lsh_labels(summary)
+    if len(labels) <= 1:
+        claims = _judge(summary)
+        per_label = {labels[0]: claims} if labels else {}
+    else:
+        per_label = {lab: _judge(summary[(summary["kind"] != "lsh")
+                                         | (summary["method"] == lab)])
+                     for lab in labels}
+        # scaling chooses its own label (Hogwild rows first), among all of them
+        claims = [c if c.key != "scaling" else _flag_notes(_claim_scaling(summary), summary)
+                  for c in per_label[labels[0]]]
+    if labels:
+        for i, c in enumerate(claims):
+            if c.key == "scaling":  # its text names the label it was judged on
+                continue
+            if c.verdict != NOT_MEASURED or c.values:
+                c.measured = f"{labels[0]}: {c.measured}"
+            if len(labels) > 1:
+                rest = "; ".join(f"{lab}: {per_label[lab][i].verdict}" for lab in labels[1:])
+                c.notes.append(f"judged on {labels[0]}, the first of {len(labels)} LSH settings; "
+                               f"the others: {rest}")
     if smoke:
         for c in claims:
             c.notes.insert(0, smoke)

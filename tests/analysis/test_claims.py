@@ -166,3 +166,21 @@ def test_scaling_is_judged_on_hogwild_rows_when_the_run_has_them():
     assert got.verdict == C.HOLDS and "Hogwild" in got.rule
     got = by_key(df[df["mode"] == "sync"])["scaling"]  # without Hogwild rows: sync's
     assert got.values[0]["speedup"] == pytest.approx(1.0) and got.verdict == C.FAILS
+
+
+def test_every_claim_says_which_lsh_label_it_judged():
+    """Two LSH settings (a scenario's variants or a grid): the claims are judged on the first,
+    each says so, and the other's verdicts are noted, not mixed into the figures."""
+    spec = [("dense", "dense", N, 0, 1, 0.950, 1000, 10.0, 100.0),
+            ("lsh(K=4)", "lsh", 0.05, 0, 1, 0.948, 50, 0.8, 9.0),
+            ("lsh(K=8)", "lsh", 0.05, 0, 1, 0.700, 20, 0.5, 5.0)]
+    got = by_key(table(spec))
+    assert got["macs"].measured == "lsh(K=4): MAC share of dense: 5.0% at fraction 0.05"
+    assert got["macs"].values == [{"fraction": 0.05, "mac_share": 0.05}]   # not K=8's 2%
+    assert got["accuracy"].verdict == C.HOLDS                          # K=8 is 25 points off
+    assert got["accuracy"].notes == ["judged on lsh(K=4), the first of 2 LSH settings; the "
+                                     "others: lsh(K=8): does not hold"]
+    assert C.lsh_labels(summarize(table(spec))) == ["lsh(K=4)", "lsh(K=8)"]
+    # one LSH label: no note, but the label still leads the figures
+    one = by_key(table(spec[:2]))
+    assert one["accuracy"].notes == [] and one["accuracy"].measured.startswith("lsh(K=4): ")
