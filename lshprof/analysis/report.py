@@ -54,6 +54,9 @@ FIGURES = {
     6: "LSH selection quality vs active fraction",
     7: "Training curves",
     8: "Runs compared",
+    9: "Hash study: accuracy gap against selection quality",
+    10: "Hash study: MAC share against accuracy (the settings worth their multiplications)",
+    11: "Hash study: selection quality over the epochs, per hash family",
 }
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b",
@@ -86,6 +89,8 @@ class Run:
     cells: Any           # summary.cell_table
     summary: Any         # summary.summarize
     claims: list = field(default_factory=list)
+    #: the hash study's relation of accuracy to selection quality, in words (figure 9)
+    study_sentence: str = ""
 
     @property
     def scenario(self) -> dict:
@@ -477,6 +482,154 @@ def _fig7_curves(run: Run, colors) -> list | Missing:
     return traces
 
 
+def _study(run: Run):
+    """``(settings, why)``: the run's LSH settings (:func:`~lshprof.analysis.hashstudy.
+    settings_table`) when it has two or more of them with measured quality, else a reason."""
+    from lshprof.analysis.hashstudy import selection_table, settings_table
+
+    if not len(run.rows) or not len(run.cells):
+        return None, "no finished measurements"
+    sel = selection_table(run.rows, run.cells)
+    if sel.empty:
+        return None, "no LSH method in this run"
+    sel = at_fewest_threads(sel)
+    settings = settings_table(sel)
+    if len(settings) < 2:
+        return None, ("one LSH setting in this run: a hash study compares several (a "
+                      "parameter grid, e.g. [methods.lsh.grid] K = [4, 6, 8], or the built-in "
+                      "hash-study scenario)")
+    if not settings["recall"].map(finite).any():
+        return None, ("LSH selection quality was not measured: turn on [measure] quality = "
+                      "true in the scenario")
+    return settings, ""
+
+
+_FAMILY_COLORS = {"srp": "#1f77b4", "srp_sparse": "#17becf", "wta": "#d62728",
+                  "dwta": "#ff7f0e"}
+
+
+def _setting_text(r) -> str:
+    return (f"{r['method']} f={float(r['fraction']):g}<br>family {r['family']}, K {r['K']}, "
+            f"L {r['L']}, {r['policy']}, {r['transform']}"
+            + ("<br><b>the paper's setting</b>" if r["paper"] else ""))
+
+
+def _fig9_study(run: Run, colors) -> list | Missing:
+    from lshprof.analysis.hashstudy import relation
+
+    go = _go()
+    settings, why = _study(run)
+    if settings is None:
+        return Missing(why)
+    ok = settings[settings["recall"].map(finite) & settings["accuracy_gap"].map(finite)]
+    if ok.empty:
+        return Missing("no LSH setting has both its recall and a dense cell to compare with")
+    traces = []
+    shares = ok["mac_share"].where(ok["mac_share"].map(finite), 0.0)
+    for family, g in ok.groupby("family", sort=False):
+        size = 8 + 30 * shares.loc[g.index].clip(0, 1)
+        traces.append(go.Scatter(
+            x=list(g["recall"]), y=list(g["accuracy_gap"]), mode="markers", name=esc(family),
+            marker=dict(color=_FAMILY_COLORS.get(str(family), "#7f7f7f"), size=list(size),
+                        symbol=["star" if p else "circle" for p in g["paper"]],
+                        line=dict(width=1, color="#333")),
+            error_x=dict(type="data", array=_sd(g["recall_sd"]), visible=True),
+            error_y=dict(type="data", array=_sd(g["accuracy_gap_sd"]), visible=True),
+            text=[_setting_text(r) for _, r in g.iterrows()],
+            customdata=list(g["mac_share"]),
+            hovertemplate="%{text}<br>recall %{x:.3f}<br>gap to dense %{y:+.3f}<br>MAC share "
+                          "%{customdata:.1%}<extra></extra>"))
+    rel = relation(settings)
+    if finite(rel.slope):
+        xs = [float(ok["recall"].min()), float(ok["recall"].max())]
+        traces.append(go.Scatter(x=xs, y=[rel.slope * x + rel.intercept for x in xs],
+                                 mode="lines", name=f"fit, R² {rel.r2:.2f}",
+                                 line=dict(color="#444", dash="dash")))
+    paper = ("the paper's own setting (srp, K = 6, L = 100) is the star" if ok["paper"].any()
+             else "the paper's own setting (srp, K = 6, L = 100) was not run")
+    run.study_sentence = f"{rel.sentence}; {paper}"
+    return traces
+
+
+def _fig10_pareto(run: Run, colors) -> list | Missing:
+    from lshprof.analysis.hashstudy import pareto
+
+    go = _go()
+    settings, why = _study(run)
+    if settings is None:
+        return Missing(why)
+    ok = settings[settings["mac_share"].map(finite) & settings["accuracy"].map(finite)]
+    if ok.empty:
+        return Missing("no LSH setting has both its MAC share and its accuracy")
+    front = pareto(ok)
+    traces = []
+    for family, g in ok.groupby("family", sort=False):
+        traces.append(go.Scatter(
+            x=list(g["mac_share"]), y=list(g["accuracy"]), mode="markers", name=esc(family),
+            marker=dict(color=_FAMILY_COLORS.get(str(family), "#7f7f7f"), size=10,
+                        symbol=["star" if p else "circle" for p in g["paper"]],
+                        line=dict(width=[2 if f else 0 for f in front.loc[g.index]],
+                                  color="#000")),
+            error_y=dict(type="data", array=_sd(g["accuracy_sd"]), visible=True),
+            text=[_setting_text(r) + ("<br>on the front" if front[i] else "")
+                  for i, r in g.iterrows()],
+            hovertemplate="%{text}<br>MAC share %{x:.1%}<br>accuracy %{y:.3f}<extra></extra>"))
+    f = ok[front].sort_values("mac_share")
+    traces.append(go.Scatter(x=list(f["mac_share"]), y=list(f["accuracy"]), mode="lines",
+                             name="Pareto front", line=dict(color="#000", dash="dot")))
+    dense = run.summary[run.summary["kind"] == "dense"] if "kind" in run.summary else []
+    if len(dense) and finite(dense["accuracy"].iloc[0]):
+        traces.append(go.Scatter(x=[0, 1], y=[float(dense["accuracy"].iloc[0])] * 2,
+                                 mode="lines", name="dense", line=dict(color="#999", dash="dash")))
+    return traces
+
+
+def _fig11_epochs(run: Run, colors) -> list | Missing:
+    import pandas as pd
+
+    from lshprof.analysis.hashstudy import setting_defaults
+
+    go = _go()
+    settings, why = _study(run)
+    if settings is None:
+        return Missing(why)
+    labels = set(settings["method"])
+    defaults = setting_defaults()
+    recs = []
+    for _, r in at_fewest_threads(run.rows[run.rows["method"].isin(labels)]).iterrows():
+        try:
+            layers = json.loads(str(r.get("layer_selection")))
+            params = json.loads(str(r.get("params"))) if isinstance(r.get("params"), str) else {}
+        except ValueError:
+            continue
+        q = next((x for x in layers or [] if isinstance(x, dict)), None)
+        if not q:
+            continue
+        recs.append({"family": (params or {}).get("family", defaults["family"]),
+                     "epoch": r["epoch"], "recall": q.get("recall"),
+                     "auc_topk": q.get("auc_topk")})
+    if not recs:
+        return Missing("no epoch of an LSH setting has its selection quality")
+    df = pd.DataFrame(recs)
+    for c in ("epoch", "recall", "auc_topk"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
+    traces = []
+    for family, g in df.groupby("family", sort=False):
+        agg = g.groupby("epoch")[["recall", "auc_topk"]].agg(["mean", "std"])
+        for col, ax, what in (("recall", "", "recall of the exact top-k"),
+                              ("auc_topk", "2", "ROC AUC of the hash's ranking")):
+            if not agg[(col, "mean")].map(finite).any():
+                continue
+            traces.append(go.Scatter(
+                x=list(agg.index), y=list(agg[(col, "mean")]), mode="lines+markers",
+                name=f"{esc(family)}", legendgroup=str(family), showlegend=col == "recall",
+                xaxis=f"x{ax}", yaxis=f"y{ax}",
+                line=dict(color=_FAMILY_COLORS.get(str(family), "#7f7f7f")),
+                error_y=dict(type="data", array=_sd(agg[(col, "std")]), visible=True),
+                hovertemplate=f"{esc(family)}<br>epoch %{{x}}<br>{what} %{{y:.3f}}<extra></extra>"))
+    return traces
+
+
 def _fig8_compare(runs: list[Run], colors) -> list | Missing:
     go = _go()
     runs = [r for r in runs if len(r.summary)]
@@ -613,6 +766,32 @@ def _sections(runs: list[Run]) -> list[dict]:
                        caption="Every run side by side, per method and fraction. Shares are "
                                "relative to each run's own dense cell, so machines of different "
                                "speed compare fairly."))
+    study = one(_fig9_study)
+    if all(isinstance(t, Missing) for _, t in study):
+        return out  # no run is a hash study: no three boxes saying so
+    sentences = [run.study_sentence for run in runs]
+    out.append(_figure(9, study, dict(xaxis=dict(title="recall of the exact top-k (last epoch)"),
+                                      yaxis=dict(title="test accuracy minus dense's")),
+                       note="; ".join(f"{run.key}: {t}" if len(runs) > 1 else t
+                                      for run, t in zip(runs, sentences) if t),
+                       caption="One point per LSH setting (label and active fraction), mean over "
+                               "seeds with their deviations; colour: hash family; size: MAC "
+                               "share of dense (hashing included); star: the paper's own "
+                               "setting (signed random projections, K = 6, L = 100); dashed: "
+                               "the least-squares line."))
+    out.append(_figure(10, one(_fig10_pareto), dict(
+        xaxis=dict(title="MAC share of dense (hashing included)", tickformat=".0%"),
+        yaxis=dict(title="test accuracy")),
+        caption="Every LSH setting's cost against its accuracy, mean over seeds; outlined and "
+                "joined: the Pareto front, the settings no other beats on both; star: the "
+                "paper's setting; dashed: dense."))
+    out.append(_figure(11, one(_fig11_epochs), _two_panels(
+        "recall of the exact top-k", "ROC AUC of the hash's ranking",
+        xaxis=dict(domain=[0, 0.45], title="epoch", dtick=1),
+        xaxis2=dict(domain=[0.55, 1], anchor="y2", title="epoch", dtick=1)),
+        caption="Selection quality after each epoch, per hash family (mean over its settings "
+                "and seeds): does training adapt the weights to the hash, or drift away from "
+                "it? AUC appears where the layer measures it."))
     return out
 
 

@@ -84,7 +84,9 @@ def cell_kind(row) -> str:
 def _num(df, col):
     import pandas as pd
 
-    return pd.to_numeric(df[col], errors="coerce") if col in df.columns else math.nan
+    if col not in df.columns:  # a column the rows do not have: every value missing
+        return pd.Series(math.nan, index=df.index, dtype=float)
+    return pd.to_numeric(df[col], errors="coerce")
 
 
 def total(values) -> float:

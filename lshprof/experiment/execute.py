@@ -292,6 +292,7 @@ def run_cell(cell: Cell, *, data=None, meter=None, clock_cost_ns: float | None =
         if cell.scenario is not None:
             columns["scenario"] = cell.scenario
         columns["applied_to"] = net.apply_to  # which layers the method replaced: a row's kind
+        columns.update(cell.grid_columns)  # a grid's settings as columns: grid_family, grid_K
         rows: list[dict[str, Any]] = []
 
         def finished(stats) -> None:

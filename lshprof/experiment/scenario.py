@@ -15,7 +15,11 @@ prints the full JSON Schema)::
     [measure]    threads, energy, idle_baseline, quality, powercap_root, energy_model
     [methods.LABEL]  method = "lsh" (default: LABEL), the layer's parameters,
                  optional fractions / optimizer_params / mode overriding the sweep's
-    [quick]      what --quick changes: epochs, seeds, fractions, data options
+    [methods.LABEL.grid]  parameter = [values, ...]: one method per combination
+                 (cartesian product, in the order written), labelled
+                 ``LABEL(name=value,...)``; at most :data:`MAX_METHODS` in all
+    [quick]      what --quick changes: epochs, seeds, fractions, data options, and
+                 grid = { LABEL = { name = [values] } } (lists that replace a grid's)
     [check]      thresholds of ``lshprof check`` for runs of this scenario (see
                  :mod:`lshprof.analysis.check`); they do not change what runs
 
@@ -43,27 +47,29 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.resources
+import itertools
 import json
 import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt,
-                      PositiveInt, ValidationError, field_validator)
+                      PositiveInt, ValidationError, WithJsonSchema, field_validator)
 
 from lshprof.data.fetch import is_symlink_loop
 from lshprof.errors import ConfigError
 from lshprof.measure.system import available_cores
 from lshprof.names import APPLY_TO, FRACTION_PARAM, MODES, THREAD_KEYWORDS, TIME_CLOCKS
 from lshprof.experiment.sweep import (Cell, DataSpec, MeasureSpec, NetworkSpec, TrainingSpec,
-                                     sweep_params)
+                                     grid_label, sweep_params)
 
 __all__ = ["first_difference", "Scenario", "Cell", "load_scenario", "builtin_scenarios", "sweep_params",
            "DEFAULT_SCENARIO", "scenario_schema", "MODES", "THREAD_KEYWORDS",
            "available_cores", "power_thread_counts", "MAX_THREADS", "THREADS_PER_CORE",
-           "max_threads", "thread_note", "MemoryPart", "MemoryEstimate", "available_memory"]
+           "max_threads", "thread_note", "MemoryPart", "MemoryEstimate", "available_memory",
+           "MAX_METHODS"]
 
 #: what ``lshprof run`` runs without an argument
 DEFAULT_SCENARIO = "quickstart"
@@ -74,6 +80,8 @@ Mode = Literal[MODES]
 MAX_THREADS = 1024
 #: nor more than this many threads per core this process may use
 THREADS_PER_CORE = 64
+#: the most methods a scenario may have once its parameter grids are expanded
+MAX_METHODS = 512
 
 
 def max_threads(cores: int | None = None) -> int:
@@ -231,6 +239,14 @@ class Measure(_Table):
     energy_model: str | None = None
 
 
+#: a parameter grid: layer parameter -> the values it takes (checked by Scenario._check_grid,
+#: so that each mistake is one line naming the key; the schema says what is allowed)
+GridTable = Annotated[dict[str, Any], WithJsonSchema({
+    "type": "object",
+    "additionalProperties": {"type": "array", "minItems": 1, "uniqueItems": True,
+                             "items": {"type": ["string", "number", "boolean"]}}})]
+
+
 class MethodTable(BaseModel):
     """``method`` (default: the table's label) and its layer parameters."""
 
@@ -240,6 +256,10 @@ class MethodTable(BaseModel):
     optimizer_params: dict[str, float] | None = None
     mode: Mode | None = Field(None, description="this method's training mode (default: "
                                                 "[training] mode)")
+    grid: GridTable | None = Field(
+        None, description="a parameter grid, parameter = [values, ...]: one method per "
+                          "combination (cartesian product, in the order written), labelled "
+                          "LABEL(name=value,...)")
 
     _fractions = field_validator("fractions")(_check_fractions)
 
@@ -252,6 +272,9 @@ class Quick(_Table):
     hidden: list[PositiveInt] | None = Field(None, min_length=1)
     data: dict[str, Any] = Field(default_factory=dict, description="data-set options, checked "
                                  "as those of [data]")
+    grid: dict[str, GridTable] = Field(
+        default_factory=dict, description="method label -> { parameter = [values] }: lists that "
+                                          "replace those of the method's grid")
 
     _fractions = field_validator("fractions")(_check_fractions)
 
@@ -369,6 +392,48 @@ def _pydantic_message(exc: ValidationError) -> str:
     return f"{where}: {msg[0].lower() + msg[1:]} (got {shown})"
 
 
+def _spelled(v: Any) -> str:
+    """A value as TOML spells it, for messages: ``"srp"``, ``4``, ``true``, ``[4, 6]``."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(map(_spelled, v)) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_spelled(x)}" for k, x in v.items()) + " }"
+    return str(v)
+
+
+@dataclass(frozen=True)
+class _Method:
+    """One method of the scenario: a method table, or one combination of its grid."""
+
+    label: str                      # the cells' label: the table's, with the grid's settings
+    table: str                      # the table's label
+    method: str
+    params: dict[str, Any]          # the table's layer parameters and the combination's
+    grid: tuple[tuple[str, Any], ...]
+    settings: MethodTable
+
+    @property
+    def where(self) -> str:
+        """How messages name it: ``[methods.lsh]``, ``[methods.lsh.grid] family = "srp", K = 4``."""
+        if not self.grid:
+            return f"[methods.{self.table}]"
+        return f"[methods.{self.table}.grid] " + \
+            ", ".join(f"{k} = {_spelled(v)}" for k, v in self.grid)
+
+
+def _grid_combinations(t: MethodTable) -> list[tuple[tuple[str, Any], ...]]:
+    """A table's grid combinations in order (the last key varies fastest); ``[()]``
+    without a grid."""
+    grid = t.grid or {}
+    return [tuple(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+
 class Scenario:
     """A checked scenario: the parsed tables plus where they came from.
 
@@ -382,6 +447,7 @@ class Scenario:
         self.source = source  # how errors name it: the path, or "NAME.toml (built-in)"
         self.path = path  # the user's scenario file (None: built-in or built in code)
         self.quick = False
+        self._entries: list[_Method] | None = None
 
     # -- the tables -------------------------------------------------------------------------------
     @property
@@ -406,6 +472,8 @@ class Scenario:
         for t in d["methods"].values():
             if t.get("mode") is None:
                 t.pop("mode", None)
+            if t.get("grid") is None:  # scenarios without grids keep their fingerprint
+                t.pop("grid", None)
         if d["sweep"].get("threads") == "powers":  # what it stood for on this machine
             d["sweep"]["thread_counts"] = self.thread_counts()
         d["data"] = {"dataset": self.model.data.dataset, "seed": self.model.data.seed,
@@ -420,6 +488,9 @@ class Scenario:
         d = self.as_dict()
         d.pop("source")
         d.pop("check")  # thresholds of lshprof check do not change what runs
+        for t in d["methods"].values():
+            if "grid" in t:  # the order of its keys decides the labels: kept, unsorted
+                t["grid"] = [[k, v] for k, v in t["grid"].items()]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     # -- checking ------------------------------------------------------------------------------------
@@ -447,6 +518,7 @@ class Scenario:
         if m.measure.energy not in ENERGY_BACKENDS:
             raise ConfigError(f"{src}: [measure] energy: unknown backend {m.measure.energy!r}; "
                               f"allowed: {', '.join(ENERGY_BACKENDS)}")
+        n_methods = 0
         for label, t in m.methods.items():
             where = f"[methods.{label}]"
             method = t.method or label
@@ -458,7 +530,8 @@ class Scenario:
             unknown = sorted(set(params) - set(LAYERS[method].PARAMS))
             if unknown:
                 raise ConfigError(f"{src}: unknown key {unknown[0]!r} in {where} (method "
-                                  f"{method!r}); allowed: method, fractions, optimizer_params, mode, "
+                                  f"{method!r}); allowed: method, fractions, optimizer_params, "
+                                  f"mode, grid, "
                                   f"{', '.join(LAYERS[method].PARAMS) or '(no parameters)'}")
             if t.fractions is not None and method not in FRACTION_PARAM:
                 raise ConfigError(f"{src}: {where} fractions: method {method!r} has no active "
@@ -466,11 +539,117 @@ class Scenario:
             if t.optimizer_params is not None:
                 self._check_optimizer_params(t.optimizer_params, f"{where} optimizer_params",
                                              base=m.training.optimizer_params)
-            for fraction in self._fractions(method, t) or [None]:
-                self._check_layer(method, params, fraction, where)
+            if t.grid is not None:
+                self._check_grid(label, method, t, params)
+            n = math.prod(len(v) for v in (t.grid or {}).values())
+            n_methods += n
+            if n_methods > MAX_METHODS:
+                sizes = " x ".join(str(len(v)) for v in (t.grid or {}).values())
+                what = f"{where}: {n_methods:,} tables" if not t.grid else \
+                    f"[methods.{label}.grid]: {sizes} = {n:,} combinations" + \
+                    (f", {n_methods:,} methods with the tables above it" if n_methods > n
+                     else "")
+                raise ConfigError(f"{src}: {what}; a scenario runs at most {MAX_METHODS} "
+                                  "methods: shorten the grid's lists (or split it into "
+                                  "several scenarios)")
+            for e in self._table_methods(label, t):
+                for fraction in self._fractions(method, t, e.params) or [None]:
+                    self._check_layer(method, e.params, fraction, e.where)
+        seen: dict[str, _Method] = {}
+        for e in self._methods():
+            if e.label in seen:
+                raise ConfigError(f"{src}: {e.where}: its label {e.label!r} is already that "
+                                  f"of {seen[e.label].where}; labels must be unique: rename "
+                                  "one of the tables")
+            seen[e.label] = e
         self._check_threads()
         if not self.quick:
+            self._check_quick_grid()
             self._check_quick()
+
+    def _check_grid_lists(self, grid: dict[str, Any], where: str) -> None:
+        """Every key of a grid (or of a [quick] grid) holds a list of distinct scalar values."""
+        if not grid:
+            raise ConfigError(f"{self.source}: {where} is empty; give parameter = [values, "
+                              "...], or remove it")
+        for k, values in grid.items():
+            if not isinstance(values, list):
+                raise ConfigError(f"{self.source}: {where} {k}: must be a list of values "
+                                  f"({k} = [{_spelled(values)}, ...]), got {_spelled(values)}")
+            if not values:
+                raise ConfigError(f"{self.source}: {where} {k}: the list is empty; give at "
+                                  "least one value")
+            seen = set()
+            for v in values:
+                if not isinstance(v, (str, int, float)):  # bool is an int
+                    raise ConfigError(f"{self.source}: {where} {k}: values must be strings, "
+                                      f"numbers or booleans, got {_spelled(v)}")
+                key = json.dumps(v)  # 4 and 4.0, 1 and true are different settings
+                if key in seen:
+                    raise ConfigError(f"{self.source}: {where} {k}: {_spelled(v)} repeats; "
+                                      "give each value once")
+                seen.add(key)
+
+    def _check_grid(self, label: str, method: str, t: MethodTable, params: dict) -> None:
+        """A method table's grid: parameters of its layer, not also set in the table,
+        each a list of distinct values (each combination is then checked as a table is)."""
+        from lshprof.nn.layers import LAYERS
+
+        src, where, grid = self.source, f"[methods.{label}.grid]", t.grid or {}
+        allowed = LAYERS[method].PARAMS
+        if not allowed:
+            raise ConfigError(f"{src}: {where}: method {method!r} has no parameters to "
+                              "sweep; remove the grid")
+        if not grid:
+            self._check_grid_lists(grid, where)
+        unknown = [k for k in grid if k not in allowed]
+        if unknown:
+            raise ConfigError(f"{src}: unknown key {unknown[0]!r} in {where} (method "
+                              f"{method!r}); a grid sweeps the layer's parameters: "
+                              f"{', '.join(allowed)}")
+        self._check_grid_lists(grid, where)
+        for k in grid:
+            if k in params:
+                raise ConfigError(f"{src}: {where} {k}: also set in [methods.{label}] "
+                                  f"({k} = {_spelled(params[k])}); set it in one place")
+        if t.fractions is not None and FRACTION_PARAM.get(method) in grid:
+            raise ConfigError(f"{src}: {where} {FRACTION_PARAM[method]}: the grid sets the "
+                              f"active fraction, so [methods.{label}] fractions would not be "
+                              "swept; remove one of them")
+
+    def _check_quick_grid(self) -> None:
+        """``[quick] grid``: each entry names a method table with a grid, and replaces lists
+        of that grid with lists checked as the grid's are."""
+        m = self.model
+        for label, lists in m.quick.grid.items():
+            where = f"[quick] grid.{label}"
+            t = m.methods.get(label)
+            if t is None:
+                raise ConfigError(f"{self.source}: {where}: no method {label!r} in this "
+                                  f"scenario; it has: {', '.join(m.methods)}")
+            if not t.grid:
+                raise ConfigError(f"{self.source}: {where}: [methods.{label}] has no grid to "
+                                  f"shrink; add [methods.{label}.grid] or remove this key")
+            unknown = [k for k in lists if k not in t.grid]
+            if unknown:
+                raise ConfigError(f"{self.source}: {where}: {unknown[0]!r} is not a key of "
+                                  f"[methods.{label}.grid] (it has: {', '.join(t.grid)}); "
+                                  "--quick only replaces a grid's lists")
+            self._check_grid_lists(lists, where)
+
+    def _table_methods(self, label: str, t: MethodTable) -> list[_Method]:
+        method = t.method or label
+        params = dict(t.model_extra or {})
+        return [_Method(grid_label(label, combo), label, method, {**params, **dict(combo)},
+                        combo, t) for combo in _grid_combinations(t)]
+
+    def _methods(self) -> list[_Method]:
+        """Every method of the scenario in order: each table, or each combination of its
+        grid (labelled with its settings)."""
+        if self._entries is None:
+            self._entries = [e for label, t in self.model.methods.items()
+                             for e in self._table_methods(label, t)]
+        return self._entries
 
     def _file_options(self, opts: dict[str, Any]) -> dict[str, Any]:
         """Data options with their file paths relative to the scenario file's folder."""
@@ -719,10 +898,12 @@ class Scenario:
         per_entry = 8 + 2 * 5 + 4 + (16 if p["replacement"] == "reservoir" else 0)
         tables = L * n_out * per_entry
         queries = rows * (n_fn * 8 + L * 8)  # digits, alternatives, margins, codes
+        table = next((e.table for e in self._methods() if e.label == cell.label), cell.label)
+        in_grid = {"K", "L"} & {k for k, _ in cell.grid}
         return MemoryPart(functions + tables + queries,
                           f"the hash functions and {L:,} tables ({K} digits each) over the "
                           f"{n_out:,} nodes of layer {layer}",
-                          f"[methods.{cell.label}] L = {L}, K = {K}")
+                          f"[methods.{table}{'.grid' if in_grid else ''}] L = {L}, K = {K}")
 
     def check_widths(self, n_features: int, n_classes: int, n_train: int | None = None) -> None:
         """With the data's real sizes: every method's first layer can be built (e.g. a
@@ -737,11 +918,12 @@ class Scenario:
             self.model.network.hidden[-1]
         n_out = self.model.network.hidden[0] if self.model.network.apply_to == "hidden" else \
             n_classes
+        where = {e.label: e.where for e in self._methods()}
         for cell in {c.label: c for c in self.cells()}.values():
             try:
                 make_layer(cell.method, n_in, min(n_out, 64), seed=0, **cell.params)
             except ConfigError as exc:
-                raise ConfigError(f"{self.source}: [methods.{cell.label}] with "
+                raise ConfigError(f"{self.source}: {where.get(cell.label, cell.label)} with "
                                   f"{n_in} inputs: {exc}") from None
 
     # -- overrides and the sweep ----------------------------------------------------------------------
@@ -764,6 +946,10 @@ class Scenario:
             if q.seeds is None:
                 d["sweep"]["seeds"] = d["sweep"]["seeds"][:1]
             d["data"].update(q.data)
+            for label, lists in q.grid.items():  # in place: the grid keeps its keys' order
+                grid = (d["methods"].get(label) or {}).get("grid")
+                if grid:
+                    grid.update({k: v for k, v in lists.items() if k in grid})
         for value, table, key in ((energy, "measure", "energy"), (threads, "measure", "threads"),
                                   (seeds, "sweep", "seeds"), (epochs, "training", "epochs"),
                                   (fractions, "sweep", "fractions")):
@@ -777,12 +963,14 @@ class Scenario:
                 raise ConfigError(f"{self.source}: --methods: no method {unknown[0]!r} in this "
                                   f"scenario; it has: {', '.join(d['methods'])}")
             d["methods"] = {k: v for k, v in d["methods"].items() if k in methods}
+            d["quick"]["grid"] = {k: v for k, v in d["quick"]["grid"].items() if k in methods}
         return _build(d, self.source, quick=self.quick or quick, path=self.path)
 
-    def _fractions(self, method: str, t: MethodTable) -> list[float]:
+    def _fractions(self, method: str, t: MethodTable, params: dict[str, Any]) -> list[float]:
+        """The fractions ``method`` is swept over; ``params``: the table's parameters with
+        its grid combination's (either may fix the fraction, which is then not swept)."""
         if method not in FRACTION_PARAM:
             return []
-        params = t.model_extra or {}
         if FRACTION_PARAM[method] in params:
             return []  # the table fixes it: not swept
         return list(t.fractions if t.fractions is not None else self.model.sweep.fractions)
@@ -796,29 +984,30 @@ class Scenario:
         return list(m.sweep.threads or [m.measure.threads])
 
     def cells(self, cores: int | None = None) -> list[Cell]:
-        """Every cell of the sweep, in run order: thread count, seed, method, fraction
-        (``cores``: what ``threads = "powers"`` expands for; default this machine's)."""
+        """Every cell of the sweep, in run order: thread count, seed, method (each grid
+        combination a method of its own, in the grid's order), fraction (``cores``: what
+        ``threads = "powers"`` expands for; default this machine's)."""
         m = self.model
         specs = self.specs()
         out = []
         for threads in self.thread_counts(cores):
             for seed in m.sweep.seeds:
-                for label, t in m.methods.items():
-                    method = t.method or label
-                    params = dict(t.model_extra or {})
+                for e in self._methods():
+                    method, t, label = e.method, e.settings, e.label
+                    params = dict(e.params)
                     if m.measure.quality and method == "lsh":
                         params.setdefault("quality", True)
                     opt = {**m.training.optimizer_params, **(t.optimizer_params or {})}
                     mode = t.mode or m.training.mode
-                    fractions = self._fractions(method, t)
+                    fractions = self._fractions(method, t, e.params)
                     if not fractions:
                         fixed = params.get(FRACTION_PARAM.get(method, ""), None)
                         frac = fixed if method != "adaptive_dropout" else None
                         out.append(Cell(label, method, params, frac, seed, threads, opt, mode,
-                                        **specs))
+                                        grid=e.grid, **specs))
                     for f in fractions:
                         out.append(Cell(label, method, {**params, **sweep_params(method, f)},
-                                        f, seed, threads, opt, mode, **specs))
+                                        f, seed, threads, opt, mode, grid=e.grid, **specs))
         return out
 
     def specs(self) -> dict[str, Any]:

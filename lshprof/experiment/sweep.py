@@ -14,6 +14,12 @@ every key but the replicates, which are averaged), and the keys on which a metho
 set against the dense cell (:data:`REFERENCE_KEYS`: the keys a method's table does not
 set). A new sweep dimension is one more :class:`Dimension` here (and its place in the
 scenario schema).
+
+A method table's parameter grid (``[methods.lsh.grid]``) is not a dimension: each of its
+combinations is a method of its own, labelled with its settings (:func:`grid_label`:
+``lsh(family=srp,K=4)``), so everything that groups by the label tells the settings
+apart; the cell also keeps the settings (``Cell.grid``), which its rows carry as
+columns of their own (``grid_family``, ``grid_K``: :attr:`Cell.grid_columns`).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from lshprof.names import FRACTION_PARAM
 __all__ = ["Dimension", "DIMENSIONS", "CELL_KEYS", "SUMMARY_KEYS", "REFERENCE_KEYS", "AXIS_KEY",
            "SERIES_KEYS", "series_name",
            "cell_id", "DataSpec", "NetworkSpec", "TrainingSpec", "MeasureSpec",
-           "Cell", "sweep_params"]
+           "Cell", "sweep_params", "GRID_PREFIX", "grid_value_text", "grid_label"]
 
 
 def _fraction_text(v) -> str:
@@ -101,6 +107,28 @@ def cell_id(key: dict[str, Any]) -> str:
     return "|".join(parts)
 
 
+#: a grid setting's column in the measurement rows: ``grid_`` and the parameter's name
+GRID_PREFIX = "grid_"
+
+
+def grid_value_text(v: Any) -> str:
+    """A grid value as a label spells it: strings bare, booleans as TOML writes them
+    (``true``), numbers as written (``4``, ``0.25``)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v)
+    return str(v)
+
+
+def grid_label(label: str, grid: tuple[tuple[str, Any], ...]) -> str:
+    """The label of a grid combination: the table's label and its settings in the grid's
+    order, ``lsh(family=srp,K=4,L=5)``; the label itself when there is no grid."""
+    if not grid:
+        return label
+    return f"{label}({','.join(f'{k}={grid_value_text(v)}' for k, v in grid)})"
+
+
 def sweep_params(method: str, fraction: float) -> dict[str, Any]:
     """The parameter that gives ``method`` the active ``fraction`` (empty for dense).
 
@@ -165,7 +193,10 @@ class Cell:
     ``params`` are the layer parameters with the fraction's already applied
     (:func:`sweep_params`); ``optimizer_params`` the optimizer's. ``data`` may be None
     when the caller hands the arrays to :func:`~lshprof.experiment.execute.run_cell`.
-    ``scenario`` is the scenario's name (a column of every row).
+    ``scenario`` is the scenario's name (a column of every row). ``grid``: the settings
+    of the table's parameter grid this cell's method is a combination of, as
+    ``(name, value)`` pairs in the grid's order (already in ``params`` and in the label;
+    empty without a grid).
     """
 
     label: str
@@ -181,6 +212,13 @@ class Cell:
     training: TrainingSpec = field(default_factory=TrainingSpec)
     measure: MeasureSpec = field(default_factory=MeasureSpec)
     scenario: str | None = None
+    grid: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def grid_columns(self) -> dict[str, Any]:
+        """The grid's settings as row columns, ``{"grid_family": "srp", "grid_K": 4}``
+        (empty without a grid)."""
+        return {f"{GRID_PREFIX}{k}": v for k, v in self.grid}
 
     @property
     def key(self) -> dict[str, Any]:

@@ -708,3 +708,28 @@ def selection_quality(z, indptr, indices, rand_keys, out):
             out[q, 3] = 0.0
             out[q, 4] = 0.0
             out[q, 5] = 0.0
+
+
+@nb.njit(**NJIT_SERIAL)
+def collision_counts(codes, probes, rounds, dense, index, order, count, n_buckets, capacity, out):
+    """The hash's own score of every node for every query: ``out[q, v]`` (zero on entry)
+    gains one for every bucket query ``q`` probes that holds node ``v`` (its first
+    ``capacity`` nodes): the exact bucket ``codes[q, t]`` of each table, and with
+    ``rounds > 1`` also the probes ``probes[q, t, :rounds - 1]`` (-1 = none). A node sits
+    in one bucket per table and a table's probes differ from its exact code and from each
+    other, so ``out[q, v]`` counts the tables whose probed buckets hold ``v`` (at most
+    ``L``). Work: the bucket entries the queries visit, as :func:`query_tables`."""
+    L = codes.shape[1]
+    for q in range(codes.shape[0]):
+        row_out = out[q]
+        for r in range(rounds):
+            for t in range(L):
+                code = np.int64(codes[q, t]) if r == 0 else np.int64(probes[q, t, r - 1])
+                if code < 0:
+                    continue
+                lo, hi = _bucket(dense, index[t], count, n_buckets, code)
+                if hi - lo > capacity:
+                    hi = lo + capacity
+                row = order[t]
+                for e in range(lo, hi):
+                    row_out[row[e]] += 1

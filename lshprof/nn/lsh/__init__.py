@@ -11,8 +11,9 @@ the numba kernels in :mod:`lshprof.kernels`. The modules:
   entry each (:data:`TRANSFORM_REGISTRY`);
 * :mod:`~lshprof.nn.lsh.tables`: :class:`HashTables`;
 * :mod:`~lshprof.nn.lsh.schedule`: :class:`RehashSchedule`;
-* :mod:`~lshprof.nn.lsh.stats`: :class:`HashCost`, :class:`SelectionStats` and
-  :func:`selection_diagnosis` (why the tables returned fewer nodes than the budget).
+* :mod:`~lshprof.nn.lsh.stats`: :class:`HashCost`, :class:`SelectionStats`,
+  :func:`selection_diagnosis` (why the tables returned fewer nodes than the budget) and
+  :func:`ranking_quality` (how well the tables' own scores rank the nodes).
 
 Hash families (``family``)
 --------------------------
@@ -83,6 +84,37 @@ A node evicted from a full bucket comes back if the nodes above it leave the
 bucket; membership is always a function of the current codes and priorities.
 Storage (about 5 bytes per node per table for 6-bit codes), update costs and what
 concurrent readers may rely on are described in :class:`HashTables`.
+
+Selection quality (``quality = True``)
+--------------------------------------
+Measured on the layer's own queries, apart from the method's work (the full product's
+MACs under ``quality``, its time in the ``quality`` phase), per batch:
+
+* every query: recall of the exact top-k of the chosen set's size, the share of the
+  positive pre-activation mass the chosen set holds, both for a random set of the same
+  size, and the top-k's own mass share;
+* the tables' own ranking, on :func:`rank_queries` of the batch (all of them up to
+  :data:`RANK_ENTRIES` query-node pairs, so at most ``RANK_ENTRIES // n`` queries of a
+  batch at ``n`` nodes): each node's *score* is its collision count
+  (:meth:`HashTables.collisions`), the number of tables whose probed bucket holds it
+  within the bucket's capacity. ``union`` and ``histogram`` probe one bucket per table,
+  so the score is what ``histogram`` ranks by (``union`` instead takes the buckets'
+  nodes table by table); ``multiprobe`` also probes ``probes`` buckets per table and
+  the score counts a hit in any of them as one (``multiprobe`` itself puts exact hits
+  first). Against two truths, the exact top-``budget`` by pre-activation (what
+  ``topk`` chooses; ties to the lowest node) and the active nodes (pre-activation
+  > 0): ROC AUC (ties counted half) and average precision (one threshold per distinct
+  score, as scikit-learn's), each averaged over the queries whose truth has both
+  classes; and Spearman's rank correlation (average ranks for ties) of the score with
+  the pre-activation, over the queries where neither is constant
+  (:func:`ranking_quality`). A ranking at chance scores AUC 0.5 and an average
+  precision of about the positives' share: ``budget / n`` against the top-k, the active
+  share (``active_fraction``) against the active nodes (exactly so when every score
+  ties).
+
+Cost: the collision counts visit the entries of the probed buckets (as the query does);
+the ranking measures sort each scored query's ``n`` pre-activations once and make a few
+passes over its nodes (integer scores are counted, not sorted).
 """
 
 
@@ -92,8 +124,9 @@ from lshprof.names import FAMILIES, POLICIES, REPLACEMENTS, SCHEDULES, TRANSFORM
 from lshprof.nn.lsh.families import (DWTA_ATTEMPTS, FAMILY_PARAMS, FAMILY_REGISTRY, Family,
                                      HashFunctions)
 from lshprof.nn.lsh.schedule import RehashSchedule
-from lshprof.nn.lsh.stats import (DIAGNOSE_BELOW, HashCost, SelectionStats,
-                                  expected_candidates, selection_diagnosis)
+from lshprof.nn.lsh.stats import (DIAGNOSE_BELOW, RANK_ENTRIES, HashCost, SelectionStats,
+                                  expected_candidates, rank_queries, ranking_quality,
+                                  selection_diagnosis)
 from lshprof.nn.lsh.tables import MAX_CODE_BITS, HashTables
 from lshprof.nn.lsh.transforms import (ALSH_M, ALSH_U, MIPS_HEADROOM, TRANSFORM_REGISTRY,
                                        Transform, extra_dims, pooled_dims)
@@ -103,5 +136,6 @@ __all__ = [
     "ALSH_M", "ALSH_U", "DWTA_ATTEMPTS", "MAX_CODE_BITS", "FAMILY_REGISTRY", "FAMILY_PARAMS",
     "TRANSFORM_REGISTRY", "Family", "Transform", "HashFunctions", "HashTables",
     "RehashSchedule", "SelectionStats", "HashCost", "extra_dims", "pooled_dims",
-    "selection_diagnosis", "expected_candidates", "DIAGNOSE_BELOW",
+    "selection_diagnosis", "expected_candidates", "DIAGNOSE_BELOW", "RANK_ENTRIES",
+    "rank_queries", "ranking_quality",
 ]

@@ -20,7 +20,8 @@ from lshprof.nn.checks import check_choice, check_fraction, check_int, check_rea
 from lshprof.nn.layers.base import Layer, LayerInput, active_budget
 from lshprof.nn.lsh.families import FAMILY_PARAMS, FAMILY_REGISTRY, HashFunctions
 from lshprof.nn.lsh.schedule import RehashSchedule
-from lshprof.nn.lsh.stats import HashCost, SelectionStats, expected_candidates
+from lshprof.nn.lsh.stats import (HashCost, SelectionStats, expected_candidates, rank_queries,
+                                  ranking_quality)
 from lshprof.nn.lsh.tables import MAX_CODE_BITS, HashTables
 from lshprof.nn.lsh.transforms import (TRANSFORM_REGISTRY, Transform, extra_dims, pool_queries,
                                        pool_rows, pooled_dims)
@@ -56,8 +57,11 @@ class LSH(Layer):
       ``new_projections_every``: draw new hash functions every so many batches (0:
       never; also :meth:`new_projections`).
     * ``quality``: also compute the full product on every selection and score the
-      chosen set against the exact top-k of the same size and a random set
-      (:meth:`selection_stats`); its MACs go to ``quality``, not to the method.
+      chosen set against the exact top-k of the same size and a random set, and the
+      tables' own ranking of the nodes (collision counts) by ROC AUC, average precision
+      and rank correlation (:meth:`selection_stats`; definitions in
+      :mod:`lshprof.nn.lsh`); its MACs go to ``quality``, its time to the ``quality``
+      phase, not to the method.
     * ``inference``: ``lsh`` (select in inference mode too) or ``dense``.
 
     The tables are built on the first forward pass that chooses (or by :meth:`build`),
@@ -320,19 +324,27 @@ class LSH(Layer):
         if p["quality"]:
             self.clock.push("quality")
             try:
-                add = add + self._measure_quality(x, pattern)
+                add = add + self._measure_quality(x, pattern, codes, probes)
             finally:
                 self.clock.pop()
         self._stats = self._stats + add
         return pattern, None
 
-    def _measure_quality(self, x: LayerInput, pattern: ActiveSet) -> SelectionStats:
-        z2d = self._preact_full(x, "quality")
+    def _measure_quality(self, x: LayerInput, pattern: ActiveSet, codes: np.ndarray,
+                         probes: np.ndarray) -> SelectionStats:
+        """The chosen sets against the exact top-k and a random set (every query), and
+        the tables' own ranking (:meth:`HashTables.collisions` of the queries' ``codes``
+        and ``probes``) against the exact top-``budget`` and the active nodes, on the
+        queries :func:`~lshprof.nn.lsh.stats.rank_queries` picks."""
+        z2d = np.ascontiguousarray(self._preact_full(x, "quality"))
         keys = self._quality_rng.random((x.batch, self.n_out))
         out = np.empty((x.batch, 6), dtype=np.float64)
-        kern.selection_quality(np.ascontiguousarray(z2d), pattern.indptr, pattern.indices, keys, out)
+        kern.selection_quality(z2d, pattern.indptr, pattern.indices, keys, out)
         has_mass = out[:, 5] > 0
-        return SelectionStats(
+        sub = rank_queries(x.batch, self.n_out)
+        scores = self.tables.collisions(codes[sub], probes[sub], self.params["policy"])
+        ranking = SelectionStats.of_ranking(ranking_quality(scores, z2d[sub], self.budget))
+        return ranking + SelectionStats(
             quality_queries=x.batch, mass_queries=int(has_mass.sum()),
             recall=float(out[:, 0].sum()), mass=float(out[has_mass, 1].sum()),
             random_recall=float(out[:, 2].sum()), random_mass=float(out[has_mass, 3].sum()),

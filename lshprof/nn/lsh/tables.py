@@ -300,6 +300,26 @@ class HashTables:
         kern.pack_rows(idx, cnt, budget, indptr, indices)
         return indptr, indices, stats
 
+    def collisions(self, codes: np.ndarray, probes: np.ndarray, policy: str) -> np.ndarray:
+        """``[nq, n]``: the tables' own score of every node for every query, the number of
+        tables whose probed bucket holds the node (as :meth:`query` finds it: the first
+        ``capacity`` nodes of a bucket). ``union`` and ``histogram`` probe the exact bucket
+        of each table; ``multiprobe`` also the probes ``probes[q, t]``, a hit in either
+        counting one (a node is in one bucket per table). Work: the entries the queries'
+        buckets hold (:func:`lshprof.kernels.collision_counts`)."""
+        st = self.state
+        codes = np.ascontiguousarray(codes, dtype=np.int64)
+        probes = np.ascontiguousarray(probes, dtype=np.int64)
+        pol = _POLICY_CODE[policy]
+        rounds = 1 + (probes.shape[2] if pol == kern.MULTIPROBE else 0)
+        top = self.L * rounds
+        dt = np.uint8 if top <= 255 else np.uint16 if top <= 65535 else np.int32
+        out = np.zeros((codes.shape[0], self.n), dtype=dt)
+        cap = min(self.capacity if self.capacity is not None else self.n, self.n)
+        kern.collision_counts(codes, probes, rounds, st.dense, st.index, st.order, st.count,
+                              st.n_buckets, cap, out)
+        return out
+
 
 _LOCAL = threading.local()
 #: scratch sets kept per thread (one per distinct table/query shape, most recent last)
