@@ -84,23 +84,28 @@ def run_quality(args: argparse.Namespace) -> int:
     table = Table(title=f"LSH selection quality, {args.n_in} -> {args.n_out} "
                         f"(recall of the exact top-k; share of positive pre-activation mass)")
     for col in ("family", "policy", "fraction", "chosen/query", "recall", "mass",
-                "random recall", "random mass", "top-k mass", "hash MACs/query",
-                "hash adds/query"):
+                "random recall", "random mass", "top-k mass", "AUC top-k", "AP top-k",
+                "AUC active", "Spearman", "hash MACs/query", "hash adds/query"):
         table.add_column(col, justify="left" if col in ("family", "policy") else "right",
                          no_wrap=True)
     for r in rows:
         table.add_row(r["family"], r["policy"], f"{r['fraction']:g}",
                       f"{r['chosen_per_query']:.1f}", f"{r['recall']:.3f}", f"{r['mass']:.3f}",
                       f"{r['random_recall']:.3f}", f"{r['random_mass']:.3f}",
-                      f"{r['topk_mass']:.3f}", f"{r['hash_macs_per_query']:,.0f}",
+                      f"{r['topk_mass']:.3f}", f"{r['auc_topk']:.3f}", f"{r['ap_topk']:.3f}",
+                      f"{r['auc_active']:.3f}", f"{r['spearman']:.3f}",
+                      f"{r['hash_macs_per_query']:,.0f}",
                       f"{r['hash_adds_per_query']:,.0f}")
-    out = Console(width=None if sys.stdout.isatty() else 170)
+    out = Console(width=None if sys.stdout.isatty() else 220)
     out.print(table)
     out.print("recall: share of the exact top-k (same size as the chosen set) that the tables "
               "chose; mass: share of sum(max(z, 0)) over all nodes that the chosen set holds; "
               "random: a random set of the same size; top-k mass: the best any set of that size "
               "can hold. With shortfall=keep a query may get fewer nodes than the budget "
-              "(chosen/query).")
+              "(chosen/query). AUC/AP: ROC AUC and average precision of the tables' collision "
+              "counts (how many tables' probed buckets hold the node) against the exact top-k "
+              "and against the active nodes (z > 0); AUC 0.5 is chance. Spearman: rank "
+              "correlation of the collision count with the pre-activation.")
     if args.json:
         write_results(args, rows)
     return 0

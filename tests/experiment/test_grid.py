@@ -278,3 +278,22 @@ def test_scenarios_check_refuses_a_bad_combination_on_the_command_line(lshprof_r
     ok = write(tmp_path, GRID, "ok.toml")
     r = lshprof_run("scenarios", "--check", ok)
     assert r.returncode == 0 and "ok (9 cells)" in r.stdout, r.stdout + r.stderr
+
+
+def test_the_built_in_hash_study_is_a_grid_with_the_papers_setting():
+    """hash-study: 36 family x K x L settings and 9 policy x transform settings at two
+    fractions and three seeds, plus dense; the paper's own setting is one of them; --quick
+    shrinks it to 6 settings."""
+    s = load_scenario("hash-study")
+    s.check_data()
+    cells = s.cells()
+    labels = list(dict.fromkeys(c.label for c in cells))
+    assert len(cells) == 3 + 45 * 2 * 3 and len(labels) == 46
+    assert "lsh(family=srp,K=6,L=100)" in labels
+    assert labels[-1] == "lsh-policy(policy=multiprobe,transform=sign_alsh)"
+    assert all(c.layers["params"]["quality"] for c in cells if c.layers["method"] == "lsh")
+    quick = s.with_overrides(quick=True).cells()
+    assert list(dict.fromkeys(c.label for c in quick)) == [
+        "dense", "lsh(family=srp,K=6,L=50)", "lsh(family=srp_sparse,K=6,L=50)",
+        "lsh(family=wta,K=6,L=50)", "lsh(family=dwta,K=6,L=50)",
+        "lsh-policy(policy=union,transform=none)", "lsh-policy(policy=histogram,transform=none)"]
