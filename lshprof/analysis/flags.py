@@ -44,7 +44,7 @@ from typing import Any
 from lshprof.names import CELL_FLAGS, TIMING_FLAGS
 
 __all__ = ["Flag", "cell_flags", "flag_table", "epoch_train_s", "smoke_note", "is_smoke",
-           "chance_margin", "join_flags", "split_flags", "timing_unstable", "BUDGET_SHORT",
+           "chance_margin", "json_value", "join_flags", "split_flags", "timing_unstable", "BUDGET_SHORT",
            "BUSY_MARGIN_CORES", "SMOKE_NOTE"]
 
 #: a sparse layer whose measured active fraction is below this share of its budget is flagged
@@ -106,16 +106,22 @@ def _col(g, name: str):
     return pd.to_numeric(g[name], errors="coerce")
 
 
-def _json_list(v) -> list | None:
-    if isinstance(v, list):
+def json_value(v, kind=list):
+    """A column value that holds JSON text of ``kind`` (as ``load_results`` gives lists and
+    dicts), or the value itself when it already is one; None for anything else."""
+    if isinstance(v, kind):
         return v
     if isinstance(v, str) and v:
         try:
             out = json.loads(v)
         except ValueError:
             return None
-        return out if isinstance(out, list) else None
+        return out if isinstance(out, kind) else None
     return None
+
+
+def _json_list(v) -> list | None:
+    return json_value(v, list)
 
 
 def epoch_train_s(g):

@@ -20,10 +20,10 @@ The paper's own setting (the authors' code: signed random projections, K = 6, L 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 
+from lshprof.analysis.flags import json_value
 from lshprof.analysis.summary import finite
 
 __all__ = ["selection_table", "settings_table", "relation", "pareto", "Relation",
@@ -49,18 +49,6 @@ def setting_defaults() -> dict:
     return {k: LSH.PARAMS[k] for k in SETTING_KEYS}
 
 
-def _json(v, kind):
-    if isinstance(v, kind):
-        return v
-    if isinstance(v, str) and v:
-        try:
-            out = json.loads(v)
-        except ValueError:
-            return None
-        return out if isinstance(out, kind) else None
-    return None
-
-
 def is_paper_setting(row) -> bool:
     """Whether a setting's parameters are the paper's (:data:`PAPER_SETTING`)."""
     return all(row.get(k) == v for k, v in PAPER_SETTING.items())
@@ -84,8 +72,8 @@ def selection_table(rows, cells):
     for _, g in rows[rows["method"].isin(labels)].groupby("cell", sort=False):
         g = g.sort_values("epoch")
         last = g.iloc[-1]
-        params = _json(last.get("params"), dict) or {}
-        layers = _json(last.get("layer_selection"), list) or []
+        params = json_value(last.get("params"), dict) or {}
+        layers = json_value(last.get("layer_selection"), list) or []
         q = next((x for x in layers if isinstance(x, dict)), {}) or {}
         rec = {"method": str(last["method"]), "fraction": float(last["fraction"]),
                "seed": last.get("seed"), "threads": last.get("threads")}
