@@ -606,7 +606,7 @@ def _fig11_epochs(run: Run, colors) -> list | Missing:
         if not q:
             continue
         recs.append({"family": (params or {}).get("family", defaults["family"]),
-                     "epoch": r["epoch"], "recall": q.get("recall"),
+                     "fraction": r["fraction"], "epoch": r["epoch"], "recall": q.get("recall"),
                      "auc_topk": q.get("auc_topk")})
     if not recs:
         return Missing("no epoch of an LSH setting has its selection quality")
@@ -614,19 +614,22 @@ def _fig11_epochs(run: Run, colors) -> list | Missing:
     for c in ("epoch", "recall", "auc_topk"):
         df[c] = pd.to_numeric(df[c], errors="coerce")
     traces = []
-    for family, g in df.groupby("family", sort=False):
+    for (family, fraction), g in df.groupby(["family", "fraction"], sort=False):
         agg = g.groupby("epoch")[["recall", "auc_topk"]].agg(["mean", "std"])
+        name = f"{esc(family)} f={float(fraction):g}"
+        dash = ("solid", "dash", "dot", "dashdot")[
+            sorted(set(df["fraction"])).index(fraction) % 4]
         for col, ax, what in (("recall", "", "recall of the exact top-k"),
                               ("auc_topk", "2", "ROC AUC of the hash's ranking")):
             if not agg[(col, "mean")].map(finite).any():
                 continue
             traces.append(go.Scatter(
                 x=list(agg.index), y=list(agg[(col, "mean")]), mode="lines+markers",
-                name=f"{esc(family)}", legendgroup=str(family), showlegend=col == "recall",
+                name=name, legendgroup=name, showlegend=col == "recall",
                 xaxis=f"x{ax}", yaxis=f"y{ax}",
-                line=dict(color=_FAMILY_COLORS.get(str(family), "#7f7f7f")),
+                line=dict(color=_FAMILY_COLORS.get(str(family), "#7f7f7f"), dash=dash),
                 error_y=dict(type="data", array=_sd(agg[(col, "std")]), visible=True),
-                hovertemplate=f"{esc(family)}<br>epoch %{{x}}<br>{what} %{{y:.3f}}<extra></extra>"))
+                hovertemplate=f"{name}<br>epoch %{{x}}<br>{what} %{{y:.3f}}<extra></extra>"))
     return traces
 
 
@@ -789,8 +792,8 @@ def _sections(runs: list[Run]) -> list[dict]:
         "recall of the exact top-k", "ROC AUC of the hash's ranking",
         xaxis=dict(domain=[0, 0.45], title="epoch", dtick=1),
         xaxis2=dict(domain=[0.55, 1], anchor="y2", title="epoch", dtick=1)),
-        caption="Selection quality after each epoch, per hash family (mean over its settings "
-                "and seeds): does training adapt the weights to the hash, or drift away from "
+        caption="Selection quality after each epoch, per hash family and active fraction (mean "
+                "over its settings and seeds; dash: the fraction): does training adapt the weights to the hash, or drift away from "
                 "it? AUC appears where the layer measures it."))
     return out
 
