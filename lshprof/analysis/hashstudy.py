@@ -23,16 +23,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lshprof.analysis.flags import json_value
+from lshprof.analysis.flags import join_flags, json_value, split_flags
 from lshprof.analysis.summary import finite
 
 __all__ = ["selection_table", "settings_table", "relation", "pareto", "Relation",
            "PAPER_SETTING", "QUALITY_KEYS", "SETTING_KEYS", "is_paper_setting",
-           "setting_defaults"]
+           "setting_defaults", "DEGENERATE"]
 
 #: the authors' code's hash setting (RUSH-LAB/LSH_DeepLearning): signed random projections
 #: with K = 6 bits per table and L = 100 tables
 PAPER_SETTING = {"family": "srp", "K": 6, "L": 100}
+#: flags that keep a setting off the Pareto front (a degenerate selection saves nothing)
+DEGENERATE = ("below_budget", "chance")
 #: the selection-quality figures a setting carries, where the layer measured them
 QUALITY_KEYS = ("recall", "random_recall", "mass", "random_mass", "auc_topk", "ap_topk",
                 "auc_active", "ap_active", "spearman")
@@ -90,6 +92,7 @@ def selection_table(rows, cells):
         c = match.iloc[0] if len(match) else {}
         for k in ("mac_share", "accuracy", "accuracy_gap"):
             rec[k] = float(c[k]) if len(match) and finite(c[k]) else math.nan
+        rec["flags"] = str(c["flags"]) if len(match) and "flags" in match.columns else ""
         rec["paper"] = is_paper_setting(rec)
         out.append(rec)
     return pd.DataFrame(out)
@@ -109,6 +112,10 @@ def settings_table(sel):
         for k in SETTING_KEYS:
             r[k] = g[k].iloc[0]
         r["paper"] = bool(g["paper"].iloc[0])
+        names = set()
+        for f in g.get("flags", pd.Series([], dtype=object)):
+            names.update(split_flags(f))
+        r["flags"] = join_flags(names)
         for k in figures:
             v = pd.to_numeric(g[k], errors="coerce")
             r[k] = float(v.mean(skipna=False))
@@ -167,13 +174,17 @@ def relation(settings, x: str = "recall") -> Relation:
 def pareto(settings):
     """A boolean Series over ``settings``: True where no other setting has a MAC share at
     most its own and an accuracy at least its own, one of them strictly (the settings worth
-    their multiplications). Settings missing either figure are never on the front."""
+    their multiplications). Settings missing either figure, and degenerate ones (flagged
+    ``below_budget`` or ``chance``: their savings are not the method's), are never on the
+    front."""
     import pandas as pd
 
     front = pd.Series(False, index=settings.index)
     if settings.empty:
         return front
     ok = settings[settings["mac_share"].map(finite) & settings["accuracy"].map(finite)]
+    if "flags" in ok.columns:
+        ok = ok[~ok["flags"].map(lambda f: bool(set(split_flags(f)) & set(DEGENERATE)))]
     for i, r in ok.iterrows():
         beaten = ((ok["mac_share"] <= r["mac_share"]) & (ok["accuracy"] >= r["accuracy"])
                   & ((ok["mac_share"] < r["mac_share"]) | (ok["accuracy"] > r["accuracy"])))

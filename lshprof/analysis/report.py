@@ -786,7 +786,8 @@ def _sections(runs: list[Run]) -> list[dict]:
         xaxis=dict(title="MAC share of dense (hashing included)", tickformat=".0%"),
         yaxis=dict(title="test accuracy")),
         caption="Every LSH setting's cost against its accuracy, mean over seeds; outlined and "
-                "joined: the Pareto front, the settings no other beats on both; star: the "
+                "joined: the Pareto front, the settings no other beats on both (a setting flagged "
+                "below_budget or chance saves nothing and is never on it); star: the "
                 "paper's setting; dashed: dense."))
     out.append(_figure(11, one(_fig11_epochs), _two_panels(
         "recall of the exact top-k", "ROC AUC of the hash's ranking",

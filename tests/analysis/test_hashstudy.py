@@ -79,6 +79,9 @@ def test_pareto_front_is_the_settings_nothing_beats():
     s = pd.DataFrame({"mac_share": [0.10, 0.06, 0.04, 0.08, math.nan],
                       "accuracy": [0.90, 0.80, 0.70, 0.60, 0.99]})
     assert pareto(s).tolist() == [True, True, True, False, False]
+    # a setting at chance accuracy or below its budget saves nothing: never on the front
+    s["flags"] = ["", "", "chance", "", ""]
+    assert pareto(s).tolist() == [True, True, False, False, False]
 
 
 def test_the_report_draws_the_hash_study_only_for_several_settings(tmp_path):
