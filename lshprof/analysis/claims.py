@@ -143,7 +143,7 @@ _RELEVANT = {"macs": ("below_budget", "chance", "random_recall"),
 def _flag_notes(claim: Claim, summary) -> Claim:
     """Mark ``claim`` with the flags of the LSH rows behind it; a degenerate selection at the
     operating point makes a saving claim not measured."""
-    if "flags" not in summary.columns or claim.verdict == NOT_MEASURED and not claim.values:
+    if "flags" not in summary.columns or (claim.verdict == NOT_MEASURED and not claim.values):
         return claim
     lsh = _lsh_rows(summary)
     if lsh.empty:

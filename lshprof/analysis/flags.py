@@ -39,11 +39,11 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from lshprof.names import CELL_FLAGS, TIMING_FLAGS
 
-__all__ = ["Flag", "cell_flags", "flag_table", "epoch_train_s", "smoke_note", "is_smoke",
+__all__ = ["Flag", "cell_flags", "epoch_train_s", "smoke_note", "is_smoke",
+           "sizes_used", "numbers",
            "chance_margin", "json_value", "join_flags", "split_flags", "timing_unstable", "BUDGET_SHORT",
            "BUSY_MARGIN_CORES", "SMOKE_NOTE"]
 
@@ -97,8 +97,9 @@ def _float(v) -> float:
     return x
 
 
-def _col(g, name: str):
-    """Column ``name`` of ``g`` as floats (all NaN when it is missing)."""
+def numbers(g, name: str):
+    """Column ``name`` of ``g`` as floats: text that is no number, and a column ``g`` does
+    not have, are NaN (missing), never 0."""
     import pandas as pd
 
     if name not in g.columns:
@@ -120,10 +121,6 @@ def json_value(v, kind=list):
     return None
 
 
-def _json_list(v) -> list | None:
-    return json_value(v, list)
-
-
 def epoch_train_s(g):
     """Each epoch's training time of rows ``g`` (one cell), in seconds: the wall time of the
     training passes less lshprof's selection-quality measurement and less numba compilation
@@ -132,9 +129,9 @@ def epoch_train_s(g):
     Missing or infinite inputs give NaN, never 0."""
     import numpy as np
 
-    elapsed = _col(g, "wall_elapsed_s")
-    quality = _col(g, "wall_quality_s").fillna(0.0)
-    jit = _col(g, "jit_s").fillna(0.0)
+    elapsed = numbers(g, "wall_elapsed_s")
+    quality = numbers(g, "wall_quality_s").fillna(0.0)
+    jit = numbers(g, "jit_s").fillna(0.0)
     out = elapsed - quality - jit
     if "mode" in g.columns:
         hog = (g["mode"] == "hogwild") & (jit > 0)
@@ -152,10 +149,10 @@ def chance_margin(chance: float, n_eval: float) -> float:
 
 # -- the rules --------------------------------------------------------------------------------------------
 def _compiled(g) -> Flag | None:
-    jit = _col(g, "jit_s").fillna(0.0) + _col(g, "eval_jit_s").fillna(0.0)
+    jit = numbers(g, "jit_s").fillna(0.0) + numbers(g, "eval_jit_s").fillna(0.0)
     if not (jit > 0).any():
         return None
-    epochs = [int(e) for e, j in zip(_col(g, "epoch"), jit) if j > 0 and math.isfinite(e)]
+    epochs = [int(e) for e, j in zip(numbers(g, "epoch"), jit) if j > 0 and math.isfinite(e)]
     hog = "mode" in g.columns and (g["mode"] == "hogwild").any()
     left = ("this Hogwild cell's time and energy are not figures" if hog else
             "left out of every time figure, and a measured energy of those epochs is not a figure")
@@ -168,8 +165,8 @@ def _selection(g):
     """(budget, [(layer index, active fraction, selection summary or None)]) of the last row."""
     last = g.iloc[-1]
     budget = _float(last.get("fraction"))
-    active = _json_list(last.get("layer_active_fraction")) or []
-    sel = _json_list(last.get("layer_selection")) or [None] * len(active)
+    active = json_value(last.get("layer_active_fraction")) or []
+    sel = json_value(last.get("layer_selection")) or [None] * len(active)
     return budget, [(i, _float(a), s if isinstance(s, dict) else None)
                     for i, (a, s) in enumerate(zip(active, sel + [None] * (len(active) - len(sel))))]
 
@@ -242,8 +239,8 @@ def _chance(g) -> Flag | None:
 
 
 def _busy(g) -> Flag | None:
-    other, cores = _col(g, "other_cpu_cores"), _col(g, "machine_cores")
-    threads = _col(g, "threads").fillna(1.0)
+    other, cores = numbers(g, "other_cpu_cores"), numbers(g, "machine_cores")
+    threads = numbers(g, "threads").fillna(1.0)
     if not other.notna().any() or not cores.notna().any():
         return None
     free = (cores - threads).clip(lower=0.0)
@@ -251,7 +248,7 @@ def _busy(g) -> Flag | None:
     if not busy.any():
         return None
     worst = float(other[busy].max())
-    epochs = [int(e) for e, b in zip(_col(g, "epoch"), busy) if b and math.isfinite(e)]
+    epochs = [int(e) for e, b in zip(numbers(g, "epoch"), busy) if b and math.isfinite(e)]
     return Flag("busy", f"unstable timing: other processes used {worst:.2f} cores while epoch(s) "
                 f"{', '.join(map(str, epochs))} ran with {int(threads.iloc[-1])} thread(s) on "
                 f"{int(cores.dropna().iloc[-1])} core(s); run again on a quiet machine")
@@ -286,21 +283,6 @@ def cell_flags(g) -> list[Flag]:
     return [f for f in (rule(g) for rule in _RULES) if f is not None]
 
 
-def flag_table(df, keys) -> Any:
-    """One row per cell of ``df`` (grouped by ``keys``): the keys, ``flags`` (names joined by
-    ``;``) and ``flag_notes`` (their lines joined by `` | ``)."""
-    import pandas as pd
-
-    rows = []
-    if len(df):
-        for key, g in df.groupby(keys, dropna=False, sort=False):
-            key = key if isinstance(key, tuple) else (key,)
-            fl = cell_flags(g)
-            rows.append({**dict(zip(keys, key)), "flags": join_flags(f.name for f in fl),
-                         "flag_notes": " | ".join(f"{f.name}: {f.message}" for f in fl)})
-    return pd.DataFrame(rows, columns=[*keys, "flags", "flag_notes"])
-
-
 # -- the run ---------------------------------------------------------------------------------------------
 def is_smoke(meta: dict | None) -> bool:
     """Whether run.json ``meta`` is of a smoke run (``lshprof run --quick``)."""
@@ -318,12 +300,22 @@ def smoke_note(meta: dict | None, rows=None) -> str | None:
     parts = []
     if shape.get("n_train") is not None:
         parts.append(f"{shape['n_train']} train / {shape.get('n_test', '?')} test samples")
-    if rows is not None and len(rows):
-        if "epoch" in rows.columns:
-            parts.append(f"{int(_col(rows, 'epoch').max())} epoch(s)")
-        fr = sorted({float(x) for x in _col(rows, "fraction").dropna()})
-        if fr:
-            parts.append("fractions " + ", ".join(f"{x:g}" for x in fr))
-        if "seed" in rows.columns:
-            parts.append(f"{rows['seed'].nunique()} seed(s)")
+    if rows is not None:
+        parts += sizes_used(rows)
     return SMOKE_NOTE + (f" (used: {', '.join(parts)})" if parts else "")
+
+
+def sizes_used(rows) -> list[str]:
+    """What ``rows`` were measured with, in words: epochs, active fractions, seeds (what a
+    smoke run's note and the report's header show, not what a description promises)."""
+    parts = []
+    if rows is None or not len(rows):
+        return parts
+    if "epoch" in rows.columns:
+        parts.append(f"{int(numbers(rows, 'epoch').max())} epoch(s)")
+    fr = sorted({float(x) for x in numbers(rows, "fraction").dropna()})
+    if fr:
+        parts.append("fractions " + ", ".join(f"{x:g}" for x in fr))
+    if "seed" in rows.columns:
+        parts.append(f"{rows['seed'].nunique()} seed(s)")
+    return parts

@@ -91,6 +91,8 @@ class Run:
     claims: list = field(default_factory=list)
     #: the hash study's relation of accuracy to selection quality, in words (figure 9)
     study_sentence: str = ""
+    #: the hash study's settings, or why there are none (``_study``, once per run)
+    study: tuple | None = None
 
     @property
     def scenario(self) -> dict:
@@ -484,7 +486,14 @@ def _fig7_curves(run: Run, colors) -> list | Missing:
 
 def _study(run: Run):
     """``(settings, why)``: the run's LSH settings (:func:`~lshprof.analysis.hashstudy.
-    settings_table`) when it has two or more of them with measured quality, else a reason."""
+    settings_table`) when it has two or more of them with measured quality, else a reason.
+    Computed once per run: figures 9-11 all draw from it."""
+    if run.study is None:
+        run.study = _study_of(run)
+    return run.study
+
+
+def _study_of(run: Run):
     from lshprof.analysis.hashstudy import selection_table, settings_table
 
     if not len(run.rows) or not len(run.cells):
@@ -587,6 +596,7 @@ def _fig10_pareto(run: Run, colors) -> list | Missing:
 def _fig11_epochs(run: Run, colors) -> list | Missing:
     import pandas as pd
 
+    from lshprof.analysis.flags import json_value
     from lshprof.analysis.hashstudy import setting_defaults
 
     go = _go()
@@ -597,15 +607,12 @@ def _fig11_epochs(run: Run, colors) -> list | Missing:
     defaults = setting_defaults()
     recs = []
     for _, r in at_fewest_threads(run.rows[run.rows["method"].isin(labels)]).iterrows():
-        try:
-            layers = json.loads(str(r.get("layer_selection")))
-            params = json.loads(str(r.get("params"))) if isinstance(r.get("params"), str) else {}
-        except ValueError:
-            continue
-        q = next((x for x in layers or [] if isinstance(x, dict)), None)
+        layers = json_value(r.get("layer_selection"), list) or []
+        params = json_value(r.get("params"), dict) or {}
+        q = next((x for x in layers if isinstance(x, dict)), None)
         if not q:
             continue
-        recs.append({"family": (params or {}).get("family", defaults["family"]),
+        recs.append({"family": params.get("family", defaults["family"]),
                      "fraction": r["fraction"], "epoch": r["epoch"], "recall": q.get("recall"),
                      "auc_topk": q.get("auc_topk")})
     if not recs:
@@ -915,34 +922,20 @@ def _header(runs: list[Run]) -> str:
 
 def _sizes_used(run: Run) -> str:
     """What the run's rows were measured with (not what the description promises)."""
+    from lshprof.analysis.flags import is_smoke, numbers, sizes_used
+
     rows = run.rows
     if not len(rows):
         return "-"
-    parts = []
-    if "epoch" in rows.columns:
-        parts.append(f"{int(pd_num(rows['epoch']).max())} epoch(s)")
-    if "fraction" in rows.columns:
-        fr = sorted({float(x) for x in pd_num(rows["fraction"]).dropna()})
-        if fr:
-            parts.append("fractions " + ", ".join(f"{x:g}" for x in fr))
-    if "seed" in rows.columns:
-        parts.append(f"{rows['seed'].nunique()} seed(s)")
+    parts = sizes_used(rows)
     if "n_train" in rows.columns:
-        parts.append(f"{int(pd_num(rows['n_train']).max())} training samples per epoch")
+        parts.append(f"{int(numbers(rows, 'n_train').max())} training samples per epoch")
     if "batch_size" in rows.columns:
         parts.append("batch " + ", ".join(str(int(b)) for b in sorted(set(
-            pd_num(rows["batch_size"]).dropna()))))
-    from lshprof.analysis.flags import is_smoke
-
+            numbers(rows, "batch_size").dropna()))))
     if is_smoke(run.meta):
         parts.append("SMOKE RUN (--quick)")
     return ", ".join(parts)
-
-
-def pd_num(col):
-    import pandas as pd
-
-    return pd.to_numeric(col, errors="coerce")
 
 
 def _warnings_html(runs: list[Run]) -> str:

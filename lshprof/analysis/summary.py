@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 
-from lshprof.analysis.flags import cell_flags, epoch_train_s, join_flags, split_flags
+from lshprof.analysis.flags import cell_flags, epoch_train_s, join_flags, numbers, split_flags
 from lshprof.errors import ResultsError
 from lshprof.experiment.sweep import CELL_KEYS, DIMENSIONS, REFERENCE_KEYS, SUMMARY_KEYS
 
@@ -81,22 +81,13 @@ def cell_kind(row) -> str:
     return str(value) if isinstance(value, str) and value else str(row["method"])
 
 
-def _num(df, col):
-    import pandas as pd
-
-    if col not in df.columns:  # a column the rows do not have: every value missing
-        return pd.Series(math.nan, index=df.index, dtype=float)
-    return pd.to_numeric(df[col], errors="coerce")
-
-
 def total(values) -> float:
     """The sum of ``values``, or NaN when there are none or any is missing, NaN or infinite:
     a missing value is never summed as 0."""
     import numpy as np
     import pandas as pd
 
-    v = pd.to_numeric(pd.Series(values), errors="coerce") if not isinstance(values, float) \
-        else pd.Series([values])
+    v = pd.to_numeric(pd.Series(values), errors="coerce")
     if len(v) == 0 or not np.isfinite(v.to_numpy(dtype=float)).all():
         return math.nan
     return float(v.sum())
@@ -124,7 +115,7 @@ def cell_table(df):
     if df.empty:
         return pd.DataFrame()
     df = df.copy()
-    df["fraction"] = _num(df, "fraction")
+    df["fraction"] = numbers(df, "fraction")
     keys = sweep_keys(df, CELL_KEYS)
     rows = []
     for key, g in df.groupby(keys, dropna=False, sort=False):
@@ -133,7 +124,7 @@ def cell_table(df):
         last = g.iloc[-1]
         flags = cell_flags(g)
         names = {f.name for f in flags}
-        energy = _num(g, "energy_j")
+        energy = numbers(g, "energy_j")
         source = str(last.get("energy_source", "none") or "none")
         energy_j = total(energy) if len(energy) and energy.notna().all() else math.nan
         if "compiled" in names and source != "estimated":
@@ -145,12 +136,12 @@ def cell_table(df):
             accuracy=float(pd.to_numeric(pd.Series([last["eval_accuracy"]]),
                                          errors="coerce").iloc[0]),
             loss=float(pd.to_numeric(pd.Series([last["loss"]]), errors="coerce").iloc[0]),
-            macs=total(_num(g, "macs_total")),
-            macs_dense_equivalent=total(_num(g, "macs_dense_equivalent")),
+            macs=total(numbers(g, "macs_total")),
+            macs_dense_equivalent=total(numbers(g, "macs_dense_equivalent")),
             # the optional selection-quality measurement is lshprof's, not the method's (its
             # MACs are outside macs_total), and so is numba compilation: both are taken out
             train_s=total(epoch_train_s(g)),
-            samples=total(_num(g, "n_train")),
+            samples=total(numbers(g, "n_train")),
             energy_j=energy_j,
             energy_source=source,
             flags=join_flags(names),

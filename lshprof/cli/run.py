@@ -258,7 +258,10 @@ def _train_cells(args, scen, data, out: Path, cells, skipped: int | None, err, s
             runner.writer.update(**update)
             with display:
                 runner.run_cells(cells, data=data, on_progress=display)
-            runner.writer.update(flags=_flag_record(out))
+            from lshprof.experiment.results import load_results
+
+            rows = load_results(out)  # every cell, those of earlier sessions too: read once
+            runner.writer.update(flags=_flag_record(rows))
     except KeyboardInterrupt as exc:
         display.stop()
         what = "terminated (SIGTERM)" if isinstance(exc, _Terminated) else "interrupted"
@@ -271,17 +274,16 @@ def _train_cells(args, scen, data, out: Path, cells, skipped: int | None, err, s
             raise type(exc)(f"{exc}; {kept()} of {len(cells)} cells finished and are kept "
                             f"in {out}: resume with: {_resume_command(args, out)}") from None
         raise
-    print_summary(out, quiet=args.quiet)
+    print_summary(out, quiet=args.quiet, rows=rows)
     return write_run_report(args, out)
 
 
-def _flag_record(out: Path) -> dict:
-    """What run.json keeps of the cells' flags (:mod:`lshprof.analysis.flags`): for each
-    flagged cell, flag name -> note; the report and tables compute the same from the rows."""
+def _flag_record(df) -> dict:
+    """What run.json keeps of the cells' flags (:mod:`lshprof.analysis.flags`), from the run's
+    rows ``df``: for each flagged cell, flag name -> note; the report and tables compute the
+    same from the rows."""
     from lshprof.analysis.flags import cell_flags
-    from lshprof.experiment.results import load_results
 
-    df = load_results(out)
     record = {}
     if "cell" in df.columns:
         for cell_id, g in df.groupby("cell", sort=False):
@@ -422,15 +424,16 @@ def _flag_lines(s) -> list[str]:
     return lines
 
 
-def print_summary(out: Path, *, quiet: bool = False) -> None:
-    """The final table (stdout) for the run in ``out``, and where it is."""
+def print_summary(out: Path, *, quiet: bool = False, rows=None) -> None:
+    """The final table (stdout) for the run in ``out``, and where it is (``rows``: its rows,
+    already loaded with :func:`~lshprof.experiment.results.load_results`)."""
     from rich.console import Console
     from rich.table import Table
 
     from lshprof.experiment.results import load_results, read_run
     from lshprof.analysis.summary import summarize
 
-    df = load_results(out)
+    df = load_results(out) if rows is None else rows
     meta = read_run(out)
     s = summarize(df)
     console = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
